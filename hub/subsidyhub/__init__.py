@@ -1,0 +1,1 @@
+"""SubsidyHub: Jupyter workspaces for subsidised GPU computing centres."""

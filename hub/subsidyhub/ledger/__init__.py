@@ -1,0 +1,1 @@
+"""The accounting core: projects, allocations, prices, admissions, charges. No HTTP here."""

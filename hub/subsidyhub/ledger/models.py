@@ -1,0 +1,208 @@
+"""The ledger's tables (SQLAlchemy 2, typed).
+
+Conventions that the rest of the code relies on:
+
+* Money is ``BigInteger`` micro-units (``*_micro``); rates are per hour; shares are basis points.
+* Times are ``BigInteger`` milliseconds since the Unix epoch (``*_ms``): identical on SQLite and
+  PostgreSQL, no time-zone ambiguity, and the telescoping charge arithmetic is integer.
+* Append-only: ``allocations``, ``charges``, ``price_versions`` and ``audit`` rows are never
+  updated or deleted; corrections are new rows (negative allocations, ``reversal`` charges).
+  Two columns are derived caches kept in the same transaction as the entries they summarise,
+  so balances need no scan of history: ``allocations.drawn_micro`` and ``projects.overdraft_micro``
+  (subsidy drawn), and the ``sessions.charged_*`` totals. ``ledger.accounts.verify`` checks them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+# 64-bit everywhere; on SQLite plain INTEGER so that primary keys alias the rowid.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {int: Int64, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_ms: Mapped[int]
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="research")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    subsidy_bp: Mapped[int] = mapped_column(Integer)
+    # Quotas; NULL = unlimited. Durations are milliseconds.
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    member_max_gpus: Mapped[int | None] = mapped_column(Integer)
+    gpu_ms_per_week: Mapped[int | None]
+    max_session_ms: Mapped[int | None]
+    allowed_profiles: Mapped[list[str] | None]
+    allowed_gpu_types: Mapped[list[str] | None]
+    overdraft_micro: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    created_ms: Mapped[int]
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    amount_micro: Mapped[int]
+    valid_from_ms: Mapped[int]
+    valid_until_ms: Mapped[int | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_ms: Mapped[int]
+    drawn_micro: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("project_id", "username"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    gpu_ms_per_week: Mapped[int | None]
+    max_session_ms: Mapped[int | None]
+    created_ms: Mapped[int]
+
+
+class PriceVersion(Base):
+    __tablename__ = "price_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    effective_from_ms: Mapped[int] = mapped_column(index=True)
+    cpu_core_micro: Mapped[int]
+    memory_gib_micro: Mapped[int]
+    gpu_micro: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_ms: Mapped[int]
+
+
+class SpawnSession(Base):
+    """One admitted server: resources and rates are fixed here at admission."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index(
+            "uq_sessions_running_server",
+            "username",
+            "server_name",
+            unique=True,
+            sqlite_where=text("stopped_ms IS NULL"),
+            postgresql_where=text("stopped_ms IS NULL"),
+        ),
+        Index(
+            "ix_sessions_running",
+            "project_id",
+            sqlite_where=text("stopped_ms IS NULL"),
+            postgresql_where=text("stopped_ms IS NULL"),
+        ),
+        Index("ix_sessions_member_recent", "project_id", "username", "started_ms"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    username: Mapped[str] = mapped_column(String(255))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    profile_slug: Mapped[str] = mapped_column(String(64))
+    cpu_millicores: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    gpu_count: Mapped[int] = mapped_column(Integer, default=0)
+    price_version_id: Mapped[int] = mapped_column(ForeignKey("price_versions.id"))
+    list_rate_micro: Mapped[int]
+    subsidy_bp: Mapped[int] = mapped_column(Integer)
+    started_ms: Mapped[int]
+    stopped_ms: Mapped[int | None] = mapped_column(index=True)
+    max_stop_ms: Mapped[int | None]
+    stop_reason: Mapped[str | None] = mapped_column(String(64))
+    charged_until_ms: Mapped[int]
+    charged_list_micro: Mapped[int] = mapped_column(default=0)
+    charged_subsidy_micro: Mapped[int] = mapped_column(default=0)
+
+
+class Hold(Base):
+    """Funds set aside at admission for the minimum billable period; charges consume it."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        Index(
+            "ix_holds_open",
+            "project_id",
+            sqlite_where=text("released_ms IS NULL"),
+            postgresql_where=text("released_ms IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    amount_micro: Mapped[int]
+    created_ms: Mapped[int]
+    released_ms: Mapped[int | None]
+
+
+class Charge(Base):
+    """One append-only charge line for one session's interval; unique per interval end."""
+
+    __tablename__ = "charges"
+    __table_args__ = (
+        UniqueConstraint("session_id", "interval_end_ms", "kind", name="uq_charges_interval"),
+        Index("ix_charges_project_end", "project_id", "interval_end_ms"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="usage")
+    interval_start_ms: Mapped[int]
+    interval_end_ms: Mapped[int]
+    list_micro: Mapped[int]
+    subsidy_micro: Mapped[int]
+    copay_micro: Mapped[int]
+    created_ms: Mapped[int]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at_ms: Mapped[int] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255), index=True)
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]

@@ -1,0 +1,159 @@
+"""Pure admission policy: may this user start this profile for this project now?
+
+No I/O: the caller (``admission``) reads the facts inside its transaction and passes them in,
+so the rules are a table of cases in tests and the same facts that decided are the ones locked.
+A refusal carries a stable reason code (for metrics and the UI) and a message that names the
+limit, the current use and what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from subsidyhub.money import MS_PER_HOUR, format_money
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Limits in force for one member of one project; ``None`` means unlimited."""
+
+    max_gpus: int | None = None
+    member_max_gpus: int | None = None
+    gpu_hours_per_week: Decimal | None = None
+    max_session_hours: Decimal | None = None
+    allowed_profiles: frozenset[str] | None = None
+    allowed_gpu_types: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFacts:
+    slug: str
+    status: str
+    currency: str
+    available: int
+    has_active_allocation: bool
+    is_member: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    project_gpus: int = 0
+    member_gpus: int = 0
+    member_gpu_ms_week: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnRequest:
+    user: str
+    profile: str
+    gpu_type: str | None
+    gpu_count: int
+    hold: int
+    min_start_ms: int
+    alternatives: tuple[tuple[str, int], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    message: str
+    hold: int = 0
+    max_duration_ms: int | None = None
+
+
+def _hours(ms: int | Decimal) -> str:
+    hours = Decimal(ms) / MS_PER_HOUR
+    return f"{hours.quantize(Decimal('0.1'))}"
+
+
+def _refuse(reason: str, message: str) -> Decision:
+    return Decision(False, reason, message)
+
+
+def decide(project: ProjectFacts, quota: Quota, usage: Usage, request: SpawnRequest) -> Decision:
+    """Apply the rules in a fixed order; the first that fails explains the refusal."""
+    slug, profile = project.slug, request.profile
+    if not project.is_member:
+        return _refuse(
+            "not_member",
+            f"{request.user} is not a member of project {slug}. "
+            "Ask the project's manager to add you, or pick one of your projects.",
+        )
+    if project.status != "active":
+        return _refuse(
+            "project_inactive",
+            f"Project {slug} is {project.status}; no new servers can start. "
+            "Contact the centre's admins to reactivate it.",
+        )
+    if not project.has_active_allocation:
+        return _refuse(
+            "no_allocation",
+            f"Project {slug} has no allocation valid today. "
+            "Ask your project manager to request a new allocation.",
+        )
+    if quota.allowed_profiles is not None and profile not in quota.allowed_profiles:
+        allowed = ", ".join(sorted(quota.allowed_profiles)) or "none"
+        return _refuse(
+            "profile_not_allowed",
+            f"Profile {profile} is not allowed in project {slug}; allowed: {allowed}.",
+        )
+    if (
+        request.gpu_count
+        and quota.allowed_gpu_types is not None
+        and request.gpu_type not in quota.allowed_gpu_types
+    ):
+        allowed = ", ".join(sorted(quota.allowed_gpu_types)) or "none"
+        return _refuse(
+            "gpu_type_not_allowed",
+            f"GPU type {request.gpu_type} is not allowed in project {slug}; allowed: {allowed}.",
+        )
+    if request.gpu_count:
+        if quota.max_gpus is not None and usage.project_gpus + request.gpu_count > quota.max_gpus:
+            return _refuse(
+                "project_gpu_cap",
+                f"Project {slug} may use {quota.max_gpus} GPUs at once and "
+                f"{usage.project_gpus} are in use; {profile} needs {request.gpu_count}. "
+                "Wait for a server to stop, or pick a CPU profile.",
+            )
+        if (
+            quota.member_max_gpus is not None
+            and usage.member_gpus + request.gpu_count > quota.member_max_gpus
+        ):
+            return _refuse(
+                "member_gpu_cap",
+                f"You may use {quota.member_max_gpus} GPUs at once in project {slug} and "
+                f"have {usage.member_gpus} in use; {profile} needs {request.gpu_count}. "
+                "Stop one of your servers first.",
+            )
+    max_duration = (
+        int(quota.max_session_hours * MS_PER_HOUR) if quota.max_session_hours is not None else None
+    )
+    if request.gpu_count and quota.gpu_hours_per_week is not None:
+        cap_ms = int(quota.gpu_hours_per_week * MS_PER_HOUR)
+        left_ms = cap_ms - usage.member_gpu_ms_week
+        if left_ms < request.gpu_count * request.min_start_ms:
+            return _refuse(
+                "weekly_gpu_hours",
+                f"You have used {_hours(usage.member_gpu_ms_week)} of your "
+                f"{quota.gpu_hours_per_week} GPU-hours for the last 7 days in project {slug}; "
+                f"{profile} needs {request.gpu_count} GPU for at least "
+                f"{request.min_start_ms // 60_000} minutes. Hours free up as the week rolls on.",
+            )
+        week_duration = left_ms // request.gpu_count
+        max_duration = week_duration if max_duration is None else min(max_duration, week_duration)
+    if project.available < request.hold:
+        cheaper = [slug_ for slug_, hold in request.alternatives if hold <= project.available]
+        advice = "Ask your project manager to top up"
+        advice += f", or pick {cheaper[0]}." if cheaper else "."
+        minutes = Decimal(request.min_start_ms) / 60_000
+        return _refuse(
+            "insufficient_balance",
+            f"Project {slug} has {format_money(project.available, project.currency)} of subsidy "
+            f"left; {profile} needs {format_money(request.hold, project.currency)} for "
+            f"{minutes.normalize():f} minutes. {advice}",
+        )
+    return Decision(
+        True, "admitted", f"Admitted {profile} in project {slug}.", request.hold, max_duration
+    )

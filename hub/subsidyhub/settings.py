@@ -1,0 +1,254 @@
+"""The one configuration model: ``subsidyhub.yaml``.
+
+Every component (hub plugin, service, CLI, benchmarks) reads its settings through
+:func:`load_settings`, so a key means the same everywhere. Validation happens once, at load;
+an error names the file, the key (``profiles[1].gpus.type``), the bad value and what is allowed,
+so an admin can fix it without reading code. Money in the file is written in currency units
+(``36.00``) and converted to integer micro-units here.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
+
+CONFIG_ENV = "SUBSIDYHUB_CONFIG"
+DATA_DIR_ENV = "SUBSIDYHUB_DATA_DIR"
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the admin who edits the file."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source, self.key, self.message = source, key, message
+        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+def _money(value: Any) -> int:
+    """YAML numbers arrive as float or int; their text form is the decimal the admin wrote."""
+    if isinstance(value, bool):
+        raise ValueError("must be an amount such as 36.00")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        return parse_amount(value)
+    except AmountError as error:
+        raise ValueError(str(error)) from None
+
+
+def _fraction_bp(value: Any) -> int:
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        return bp_from_fraction(value)
+    except AmountError as error:
+        raise ValueError(str(error)) from None
+
+
+Micro = Annotated[int, BeforeValidator(_money)]
+FractionBP = Annotated[int, BeforeValidator(_fraction_bp)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metering(Strict):
+    interval_seconds: float = Field(60, gt=0, le=3600, description="Seconds between charges.")
+    min_start_minutes: Decimal = Field(
+        Decimal(15),
+        gt=0,
+        le=1440,
+        description="A spawn needs subsidy for this many minutes of the profile; this is held.",
+    )
+    warn_fractions: tuple[Decimal, ...] = Field(
+        (Decimal("0.20"), Decimal("0.10"), Decimal("0.05")),
+        description="Warn when what is left falls below these fractions of the allocation.",
+    )
+    warn_minutes_before_stop: Decimal = Field(
+        Decimal(30), ge=0, description="Warn this many minutes before a scheduled stop."
+    )
+
+    @property
+    def min_start_ms(self) -> int:
+        return int(self.min_start_minutes * 60_000)
+
+
+class Prices(Strict):
+    cpu_core: Micro = Field(0, description="List price per CPU core-hour.")
+    memory_gib: Micro = Field(0, description="List price per GiB-hour of memory.")
+    gpu: dict[Slug, Micro] = Field(default_factory=dict, description="List price per GPU-hour.")
+
+
+class GpuRequest(Strict):
+    type: Slug
+    count: int = Field(1, ge=1, le=64)
+
+
+class Profile(Strict):
+    slug: Slug
+    display_name: str = Field(min_length=1)
+    description: str = ""
+    cpu: Decimal = Field(gt=0, le=1024)
+    memory_gib: Decimal = Field(gt=0, le=16384)
+    gpus: GpuRequest | None = None
+    image: str | None = None
+
+    @property
+    def gpu_count(self) -> int:
+        return self.gpus.count if self.gpus else 0
+
+    @property
+    def gpu_type(self) -> str | None:
+        return self.gpus.type if self.gpus else None
+
+
+class Defaults(Strict):
+    """Quotas a new project starts with; each can be changed per project."""
+
+    max_gpus: int | None = Field(None, ge=0)
+    member_max_gpus: int | None = Field(None, ge=0)
+    gpu_hours_per_week: Decimal | None = Field(None, ge=0)
+    max_session_hours: Decimal | None = Field(None, gt=0)
+
+
+class Settings(Strict):
+    currency: str = Field("HKD", pattern=r"^[A-Z]{3}$")
+    subsidy_rate: FractionBP = Field(7000, description="Default subsidy share for new projects.")
+    database_url: str | None = None
+    data_dir: Path | None = None
+    metering: Metering = Metering()
+    prices: Prices = Prices()
+    profiles: tuple[Profile, ...] = ()
+    defaults: Defaults = Defaults()
+    unadmitted_servers: Literal["stop", "admit", "ignore"] = "stop"
+    fail_open: bool = Field(False, description="Admit spawns when the service is unreachable.")
+
+    @field_validator("subsidy_rate")
+    @classmethod
+    def _rate_cap(cls, bp: int) -> int:
+        if bp > 9000:
+            raise ValueError(f"{bp / 100:.2f}% exceeds the scheme's 90% cap; use at most 0.90")
+        return bp
+
+    @model_validator(mode="after")
+    def _profiles_consistent(self) -> Settings:
+        seen: set[str] = set()
+        for index, profile in enumerate(self.profiles):
+            if profile.slug in seen:
+                raise ValueError(f"profiles[{index}].slug: {profile.slug!r} appears twice")
+            seen.add(profile.slug)
+            if profile.gpus and profile.gpus.type not in self.prices.gpu:
+                allowed = ", ".join(sorted(self.prices.gpu)) or "(none priced)"
+                raise ValueError(
+                    f"profiles[{index}].gpus.type: {profile.gpus.type!r} has no price in "
+                    f"prices.gpu; allowed: {allowed}"
+                )
+        return self
+
+    def profile(self, slug: str) -> Profile:
+        for profile in self.profiles:
+            if profile.slug == slug:
+                return profile
+        options = ", ".join(p.slug for p in self.profiles) or "(none configured)"
+        raise KeyError(f"No such profile: {slug}. Options include: {options}")
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        return Path(os.environ.get(DATA_DIR_ENV, ".subsidyhub")).resolve()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'subsidyhub.sqlite'}"
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def parse_settings(data: Any, source: str) -> Settings:
+    """Validate a mapping; raise :class:`ConfigError` naming ``source`` and the first bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, "", "the file must hold a mapping of keys (currency:, prices:, …)"
+        )
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        key = _key(tuple(first["loc"]))
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key; allowed here: {_allowed_keys(tuple(first['loc'][:-1]))}"
+        elif ": " in message and message.split(": ", 1)[0].startswith("profiles["):
+            key, message = message.split(": ", 1)
+        elif "input" in first and first["type"] not in ("missing",):
+            message = f"{message} (got {first['input']!r})"
+        raise ConfigError(source, key, message) from None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        args = getattr(annotation, "__args__", ())
+        model = next(
+            (a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)),
+            None,
+        )
+        if model is None:
+            return "(see docs/configuration.md)"
+    return ", ".join(model.model_fields)
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """Which file is in force: the argument, then ``SUBSIDYHUB_CONFIG``, then the embedded default."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate the config in force (see :func:`config_path`)."""
+    source = config_path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(source), "", f"cannot read the file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise ConfigError(
+            str(source), where, f"not valid YAML: {getattr(error, 'problem', error)}"
+        ) from None
+    return parse_settings(data, str(source))
