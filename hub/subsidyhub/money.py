@@ -38,7 +38,7 @@ def parse_amount(text: str | int | Decimal, *, allow_negative: bool = False) -> 
     Raises :class:`AmountError` with a readable message for anything that is not a finite
     decimal with at most six fractional digits. Floats are refused: they cannot carry money.
     """
-    if isinstance(text, float) or isinstance(text, bool):
+    if isinstance(text, float | bool):
         raise AmountError(f"amount {text!r} must be a decimal string such as '500.00', not a float")
     try:
         value = Decimal(str(text).strip().replace(",", "").replace("_", ""))

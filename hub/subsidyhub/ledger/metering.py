@@ -11,6 +11,7 @@ up behind a large tick.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ def owed_between(
     rows: list[dict[str, int | str]] = []
     total_list = total_subsidy = 0
     cuts = [from_ms, *month_boundaries(from_ms, to_ms), to_ms]
-    for start, end in zip(cuts, cuts[1:], strict=False):
+    for start, end in itertools.pairwise(cuts):
         if end <= start:
             continue
         split = interval_charge(list_rate, subsidy_bp, start - started_ms, end - started_ms)

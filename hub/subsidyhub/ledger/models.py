@@ -14,7 +14,7 @@ Conventions that the rest of the code relies on:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -45,7 +45,11 @@ Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {int: Int64, dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        int: Int64,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
 
 
 class Organisation(Base):
