@@ -1,0 +1,158 @@
+"""The admission policy as a table of cases: each rule refuses with its code and a clear message."""
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from subsidyhub.ledger.policy import ProjectFacts, Quota, SpawnRequest, Usage, decide
+
+M = 1_000_000
+MIN15 = 15 * 60_000
+PROJECT = ProjectFacts(
+    "demo", "active", "HKD", available=500 * M, has_active_allocation=True, is_member=True
+)
+GPU = SpawnRequest(
+    "alice",
+    "gpu-1",
+    "h800",
+    1,
+    hold=8_120_000,
+    min_start_ms=MIN15,
+    alternatives=(("cpu-small", 245_000),),
+)
+CPU = SpawnRequest("alice", "cpu-small", None, 0, hold=245_000, min_start_ms=MIN15)
+
+
+CASES = [
+    ("admitted", PROJECT, Quota(), Usage(), GPU, "admitted", "Admitted gpu-1"),
+    (
+        "not a member",
+        replace(PROJECT, is_member=False),
+        Quota(),
+        Usage(),
+        GPU,
+        "not_member",
+        "not a member of project demo",
+    ),
+    (
+        "suspended",
+        replace(PROJECT, status="suspended"),
+        Quota(),
+        Usage(),
+        GPU,
+        "project_inactive",
+        "is suspended",
+    ),
+    (
+        "no allocation",
+        replace(PROJECT, has_active_allocation=False),
+        Quota(),
+        Usage(),
+        GPU,
+        "no_allocation",
+        "no allocation valid today",
+    ),
+    (
+        "profile",
+        PROJECT,
+        Quota(allowed_profiles=frozenset({"cpu-small"})),
+        Usage(),
+        GPU,
+        "profile_not_allowed",
+        "allowed: cpu-small",
+    ),
+    (
+        "gpu type",
+        PROJECT,
+        Quota(allowed_gpu_types=frozenset({"a100"})),
+        Usage(),
+        GPU,
+        "gpu_type_not_allowed",
+        "GPU type h800",
+    ),
+    (
+        "project cap",
+        PROJECT,
+        Quota(max_gpus=2),
+        Usage(project_gpus=2),
+        GPU,
+        "project_gpu_cap",
+        "may use 2 GPUs at once and 2 are in use",
+    ),
+    (
+        "member cap",
+        PROJECT,
+        Quota(member_max_gpus=1),
+        Usage(project_gpus=1, member_gpus=1),
+        GPU,
+        "member_gpu_cap",
+        "You may use 1 GPUs",
+    ),
+    (
+        "week used",
+        PROJECT,
+        Quota(gpu_hours_per_week=Decimal(10)),
+        Usage(member_gpu_ms_week=10 * 3_600_000),
+        GPU,
+        "weekly_gpu_hours",
+        "used 10.0 of your 10 GPU-hours",
+    ),
+    (
+        "balance",
+        replace(PROJECT, available=3_200_000),
+        Quota(),
+        Usage(),
+        GPU,
+        "insufficient_balance",
+        "Project demo has HK$3.20 of subsidy left; gpu-1 needs HK$8.12 for 15 minutes. Ask your project manager to top up, or pick cpu-small.",
+    ),
+    (
+        "cpu ignores gpu caps",
+        PROJECT,
+        Quota(max_gpus=0, gpu_hours_per_week=Decimal(0)),
+        Usage(),
+        CPU,
+        "admitted",
+        "Admitted",
+    ),
+    (
+        "hold exactly covered",
+        replace(PROJECT, available=8_120_000),
+        Quota(),
+        Usage(),
+        GPU,
+        "admitted",
+        "Admitted",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "project", "quota", "usage", "request_", "reason", "fragment"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
+def test_decide(name, project, quota, usage, request_, reason, fragment):
+    decision = decide(project, quota, usage, request_)
+    assert decision.reason == reason
+    assert decision.allowed is (reason == "admitted")
+    assert fragment in decision.message
+
+
+def test_admitted_carries_hold_and_max_duration():
+    decision = decide(
+        PROJECT,
+        Quota(max_session_hours=Decimal(8), gpu_hours_per_week=Decimal(5)),
+        Usage(member_gpu_ms_week=3_600_000),
+        GPU,
+    )
+    assert decision.hold == GPU.hold
+    assert (
+        decision.max_duration_ms == 4 * 3_600_000
+    )  # the week's 4 hours left beat the 8-hour session cap
+
+
+def test_no_cheaper_alternative_says_top_up_only():
+    decision = decide(replace(PROJECT, available=100), Quota(), Usage(), GPU)
+    assert decision.message.endswith("Ask your project manager to top up.")
