@@ -16,7 +16,9 @@ def test_embedded_default_loads():
 
 
 def test_unknown_profile_lists_options():
-    with pytest.raises(KeyError, match="No such profile: nope. Options include: cpu-small, gpu-1"):
+    with pytest.raises(
+        KeyError, match=r"No such profile: nope\. Options include: cpu-small, gpu-1"
+    ):
         load_settings().profile("nope")
 
 
