@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,17 +23,31 @@ from subsidyhub.ledger.pricing import accrued, subsidy_rate_per_hour
 from subsidyhub.money import MS_PER_HOUR
 
 
-def is_active(allocation: Allocation, at_ms: int) -> bool:
+class Drawable(Protocol):
+    """What drawing needs of an allocation: an ORM row or a plain row of the metering tick."""
+
+    id: int
+    amount_micro: int
+    drawn_micro: int
+    valid_from_ms: int
+    valid_until_ms: int | None
+
+
+class Overdrawable(Protocol):
+    overdraft_micro: int
+
+
+def is_active(allocation: Drawable, at_ms: int) -> bool:
     until = allocation.valid_until_ms
     return allocation.valid_from_ms <= at_ms and (until is None or at_ms < until)
 
 
-def _draw_order(allocation: Allocation) -> tuple[int, int]:
+def _draw_order(allocation: Drawable) -> tuple[int, int]:
     until = allocation.valid_until_ms
     return (until if until is not None else 2**62, allocation.id)
 
 
-def draw(project: Project, allocations: Sequence[Allocation], amount: int, at_ms: int) -> None:
+def draw(project: Overdrawable, allocations: Sequence[Drawable], amount: int, at_ms: int) -> None:
     """Draw ``amount`` of subsidy (negative: give back) from allocations active at ``at_ms``.
 
     Mutates the cached ``drawn_micro`` and ``overdraft_micro``; the caller holds the write
@@ -62,7 +77,7 @@ def draw(project: Project, allocations: Sequence[Allocation], amount: int, at_ms
         give -= back
 
 
-def settle_overdraft(project: Project, allocations: Sequence[Allocation], at_ms: int) -> None:
+def settle_overdraft(project: Overdrawable, allocations: Sequence[Drawable], at_ms: int) -> None:
     """A new or changed allocation first pays off what was charged while nothing covered it."""
     if project.overdraft_micro > 0:
         owed = project.overdraft_micro
