@@ -10,6 +10,7 @@ MVCC on PostgreSQL).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        # SQLite has one writer; threads of this process queue on a lock (woken at once)
+        # instead of polling the database's busy handler, which sleeps in steps of ms.
+        self._writer_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url, immediate=True)
             self.read_engine = _sqlite_engine(self.url, immediate=False)
@@ -73,7 +77,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A serialised read-write transaction; commits on success, rolls back on error."""
-        with self._write() as session, session.begin():
+        if self._writer_lock is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._writer_lock, self._write() as session, session.begin():
             yield session
 
     @contextmanager
