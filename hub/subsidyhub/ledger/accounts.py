@@ -89,6 +89,7 @@ def settle_overdraft(project: Overdrawable, allocations: Sequence[Drawable], at_
 class RunningSession:
     id: int
     username: str
+    server_name: str
     profile_slug: str
     gpu_count: int
     list_rate: int
@@ -176,6 +177,7 @@ def running_sessions(
             SpawnSession.project_id,
             SpawnSession.id,
             SpawnSession.username,
+            SpawnSession.server_name,
             SpawnSession.profile_slug,
             SpawnSession.gpu_count,
             SpawnSession.list_rate_micro,
@@ -197,6 +199,7 @@ def running_sessions(
             RunningSession(
                 row.id,
                 row.username,
+                row.server_name,
                 row.profile_slug,
                 row.gpu_count,
                 row.list_rate_micro,

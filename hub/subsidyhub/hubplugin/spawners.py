@@ -1,0 +1,99 @@
+"""LocalGPUSpawner: single-user servers as local processes with exclusive GPUs.
+
+The embedded default (``subsidyhub up``) runs each server as a process of the hub's user,
+with a per-user home under the data directory, like JupyterHub's SimpleLocalProcessSpawner.
+On top it assigns GPUs from the host's pool (NVML or ``local.gpus``): ``CUDA_VISIBLE_DEVICES``
+names exactly the server's GPUs (empty for CPU profiles, so they see none), the assignment
+is saved in the spawner's state so a hub restart does not hand a busy GPU out again, and a
+spawn that finds too few free GPUs fails with a message saying who holds them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner, SpawnException
+from traitlets import Dict, Integer, List, Unicode, default
+
+from subsidyhub.hubplugin.gpus import GpuPool, PoolExhausted, discover_gpus, shared_pool
+
+
+class LocalGPUSpawner(SimpleLocalProcessSpawner):
+    gpu_ids = List(
+        Unicode(),
+        help="""GPU ids this host hands out, e.g. ["0", "1"]. Default: every GPU NVML finds
+        (none on a machine without an NVIDIA driver). Set from ``local.gpus`` in subsidyhub.yaml.""",
+    ).tag(config=True)
+
+    profile_gpu_counts = Dict(
+        key_trait=Unicode(),
+        value_trait=Integer(),
+        help="""GPUs each profile needs, by profile slug, e.g. {"gpu-1": 1}. The hub plugin fills
+        it from the profiles in subsidyhub.yaml; profiles not listed need none.""",
+    ).tag(config=True)
+
+    assigned_gpus = List(Unicode(), help="GPUs this server holds (saved in the spawner state).")
+
+    @default("gpu_ids")
+    def _discover(self) -> list[str]:
+        return discover_gpus()
+
+    @property
+    def pool(self) -> GpuPool:
+        return shared_pool(self.gpu_ids)
+
+    @property
+    def owner(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    def gpu_count(self) -> int:
+        """GPUs the chosen profile needs; the profile was validated by the admission hook."""
+        return self.profile_gpu_counts.get(self.user_options.get("profile", ""), 0)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.assigned_gpus = list(state.get("gpus", []))
+        if self.assigned_gpus and self.pid:
+            self.pool.restore(self.owner, self.assigned_gpus)
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.assigned_gpus:
+            state["gpus"] = list(self.assigned_gpus)
+        return state
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.assigned_gpus = []
+
+    def get_args(self) -> list[str]:
+        args = super().get_args()
+        # jupyter-server refuses root unless told; only a root hub needs it.
+        if os.geteuid() == 0 and "--allow-root" not in args:
+            args.append("--allow-root")
+        return args
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(self.assigned_gpus)
+        return env
+
+    async def start(self) -> Any:
+        try:
+            self.assigned_gpus = (
+                self.pool.assign(self.owner, self.gpu_count()) if self.gpu_count() else []
+            )
+        except PoolExhausted as error:
+            raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
+        try:
+            return await super().start()
+        except BaseException:
+            self.pool.release(self.owner)
+            self.assigned_gpus = []
+            raise
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        self.pool.release(self.owner)
+        self.assigned_gpus = []
