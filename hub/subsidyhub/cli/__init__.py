@@ -1,0 +1,143 @@
+"""The ``subsidyhub`` command line: administer the ledger directly in its database.
+
+Design, in the order a newcomer asks about it:
+
+* **Same rules as the service.** Commands parse their arguments, then call the ledger functions
+  the service calls (:mod:`subsidyhub.ledger.projects`, ``prices``, ``statements``…), which
+  validate first, write the change and its audit entry in one transaction, and raise
+  :class:`~subsidyhub.errors.SubsidyError` for people. The service need not be running.
+* **The config in force decides the database.** ``--config FILE`` (accepted before or after any
+  command name), else ``$SUBSIDYHUB_CONFIG``, else the embedded default; see
+  :func:`subsidyhub.settings.config_path`.
+* **Every command brings the database up to date first** (the ``upgrade`` that
+  ``subsidyhub db upgrade`` runs): a no-op on a current database, so a fresh one works at once.
+* **Expected errors are one line.** Bad input, an unknown project or a config problem prints
+  ``error: …`` on stderr and exits 2 (bad input or config) or 1 (not found, conflict, database
+  unreachable); nothing is written. A traceback means a bug.
+* **Scripts get JSON.** ``--json`` prints the ledger's dictionaries: amounts as decimal strings.
+* **Adding a command** is ``app.command("up")(function)`` or ``app.add_typer(...)`` below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from subsidyhub.cli import audit, database, members, prices, projects, quota, statement
+from subsidyhub.cli.context import CliError, Invocation
+from subsidyhub.errors import InvalidInput, SubsidyError
+from subsidyhub.settings import CONFIG_ENV, ConfigError
+
+CONFIG_OPTION = "--config"
+
+
+def hoist_config(args: list[str]) -> list[str]:
+    """Move ``--config FILE`` / ``--config=FILE`` from anywhere to the front, for the root option.
+
+    Options normally belong to the command they follow; the config is the one that applies to
+    every command, so ``subsidyhub admin project list --config x.yaml`` must work too. Arguments
+    after ``--`` are left alone; when given twice, the last wins. Raises ``ValueError`` when
+    ``--config`` ends the line without a FILE.
+    """
+    rest: list[str] = []
+    config: str | None = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg == CONFIG_OPTION:
+            if index + 1 == len(args):
+                raise ValueError(f"Option '{CONFIG_OPTION}' requires an argument (FILE).")
+            config = args[index + 1]
+            index += 2
+            continue
+        if arg.startswith(CONFIG_OPTION + "="):
+            config = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        index += 1
+    return rest if config is None else [CONFIG_OPTION, config, *rest]
+
+
+def _exit_code(error: Exception) -> int:
+    if isinstance(error, CliError):
+        return error.exit_code
+    return 2 if isinstance(error, InvalidInput | ConfigError) else 1
+
+
+class SubsidyHubGroup(TyperGroup):
+    """The root command: lifts ``--config`` out of argv and reports expected errors as one line."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            hoisted = hoist_config(args)
+        except ValueError as error:
+            ctx.fail(str(error))
+        return super().parse_args(ctx, hoisted)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (CliError, SubsidyError, ConfigError) as error:
+            message = error.message if isinstance(error, CliError | SubsidyError) else str(error)
+            typer.echo(f"error: {' '.join(message.split())}", err=True)
+            raise typer.Exit(_exit_code(error)) from None
+
+
+app = typer.Typer(
+    cls=SubsidyHubGroup,
+    name="subsidyhub",
+    help="Administer SubsidyHub's ledger: projects, allocations, members, quotas, prices, "
+    "audit log and monthly statements. Works directly on the database named by the config; "
+    "every command first migrates it if needed (as 'db upgrade' does).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            CONFIG_OPTION,
+            metavar="FILE",
+            show_default=False,
+            help=f"The subsidyhub.yaml to use; may also follow the command name. Default: "
+            f"${CONFIG_ENV}, else the embedded default config.",
+        ),
+    ] = None,
+) -> None:
+    invocation = Invocation(config)
+    ctx.obj = invocation
+    ctx.call_on_close(invocation.close)
+
+
+admin = typer.Typer(
+    help="Change and inspect projects, money, members, quotas and prices; every change is "
+    "audited with the actor cli:$SUBSIDYHUB_ACTOR (default: your user name).",
+    no_args_is_help=True,
+)
+admin.add_typer(projects.app, name="project")
+# A negative AMOUNT (a correction) must reach the command instead of being read as an option.
+admin.command("allocate", context_settings={"ignore_unknown_options": True})(projects.allocate)
+admin.add_typer(members.app, name="member")
+admin.add_typer(quota.app, name="quota")
+admin.add_typer(prices.app, name="price")
+admin.command("audit")(audit.show_audit)
+
+app.add_typer(database.app, name="db")
+app.add_typer(admin, name="admin")
+app.command("statement")(statement.statement)
+
+
+def main() -> None:
+    """The ``subsidyhub`` console script."""
+    app(prog_name="subsidyhub")
