@@ -85,6 +85,9 @@ class Metering(Strict):
     warn_minutes_before_stop: Decimal = Field(
         Decimal(30), ge=0, description="Warn this many minutes before a scheduled stop."
     )
+    reconcile_seconds: float = Field(
+        300, gt=0, le=86400, description="Seconds between reconciliations with the hub's servers."
+    )
 
     @property
     def min_start_ms(self) -> int:
@@ -129,6 +132,14 @@ class Defaults(Strict):
     max_session_hours: Decimal | None = Field(None, gt=0)
 
 
+class Local(Strict):
+    """The embedded default's spawner: local processes on this machine."""
+
+    gpus: tuple[str, ...] | None = Field(
+        None, description="GPU ids to hand out exclusively; unset: every GPU NVML finds."
+    )
+
+
 class Settings(Strict):
     currency: str = Field("HKD", pattern=r"^[A-Z]{3}$")
     subsidy_rate: FractionBP = Field(7000, description="Default subsidy share for new projects.")
@@ -138,6 +149,7 @@ class Settings(Strict):
     prices: Prices = Prices()
     profiles: tuple[Profile, ...] = ()
     defaults: Defaults = Defaults()
+    local: Local = Local()
     unadmitted_servers: Literal["stop", "admit", "ignore"] = "stop"
     fail_open: bool = Field(False, description="Admit spawns when the service is unreachable.")
 
@@ -171,9 +183,10 @@ class Settings(Strict):
         raise KeyError(f"No such profile: {slug}. Options include: {options}")
 
     def resolved_data_dir(self) -> Path:
-        if self.data_dir is not None:
-            return self.data_dir
-        return Path(os.environ.get(DATA_DIR_ENV, ".subsidyhub")).resolve()
+        """``SUBSIDYHUB_DATA_DIR`` (what ``--data-dir`` sets), else ``data_dir``, else ./.subsidyhub."""
+        if os.environ.get(DATA_DIR_ENV):
+            return Path(os.environ[DATA_DIR_ENV]).resolve()
+        return (self.data_dir or Path(".subsidyhub")).resolve()
 
     def resolved_database_url(self) -> str:
         if self.database_url:

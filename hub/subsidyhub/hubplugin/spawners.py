@@ -51,6 +51,16 @@ class LocalGPUSpawner(SimpleLocalProcessSpawner):
         """GPUs the chosen profile needs; the profile was validated by the admission hook."""
         return self.profile_gpu_counts.get(self.user_options.get("profile", ""), 0)
 
+    def check_gpus_free(self, profile: str) -> None:
+        """Refuse before admission when the pool cannot serve the profile (no charge, clear reason)."""
+        needed = self.profile_gpu_counts.get(profile, 0)
+        if needed and len(self.pool.free()) < needed:
+            try:
+                self.pool.assign(self.owner, needed)
+            except PoolExhausted as error:
+                raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
+            self.pool.release(self.owner)
+
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.assigned_gpus = list(state.get("gpus", []))

@@ -12,10 +12,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from subsidyhub.netutil import free_port
 
 
 def find_binary(name: str) -> str:
@@ -29,12 +30,6 @@ def find_binary(name: str) -> str:
         f"PostgreSQL's {name} was not found on PATH or under /usr/lib/postgresql; "
         "install the server (apt-get install postgresql) or set SUBSIDYHUB_TEST_POSTGRES_URL"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayPostgres:

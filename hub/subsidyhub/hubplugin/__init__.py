@@ -1,0 +1,1 @@
+"""Runs inside JupyterHub: spawn form, admission hooks, spawners, roles and the service."""

@@ -1,0 +1,116 @@
+"""Apply SubsidyHub to a JupyterHub config object, from ``subsidyhub.yaml``.
+
+Used by the embedded ``jupyterhub_config.py`` and by the Helm chart's ``hub.extraConfig``.
+Each ``update_*`` function only sets keys (never appends to lists a deployment may own), so
+calling :func:`configure_hub` twice gives the same config.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from subsidyhub.hubplugin.client import SubsidyClient
+from subsidyhub.hubplugin.form import options_from_form, render_options_form
+from subsidyhub.hubplugin.hooks import SubsidyHooks
+from subsidyhub.settings import Settings
+
+SERVICE_NAME = "subsidy"
+ADMIN_SCOPE = "custom:subsidy:admin"
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
+
+
+@dataclass(frozen=True)
+class HubPlan:
+    """Where things run; filled by ``subsidyhub up`` or by the deployment."""
+
+    service_url: str
+    service_token: str
+    config_path: str | None = None
+    data_dir: str | None = None
+    manage_service: bool = True
+    subsidy_admins: tuple[str, ...] = ()
+    service_environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.service_url.rstrip("/") + SERVICE_PREFIX + "api/v1/"
+
+
+def update_service(c: Any, plan: HubPlan) -> None:
+    service: dict[str, Any] = {
+        "name": SERVICE_NAME,
+        "url": plan.service_url,
+        "api_token": plan.service_token,
+        "display": True,
+        "oauth_no_confirm": True,
+    }
+    if plan.manage_service:
+        environment = dict(plan.service_environment)
+        if plan.config_path:
+            environment["SUBSIDYHUB_CONFIG"] = plan.config_path
+        if plan.data_dir:
+            environment["SUBSIDYHUB_DATA_DIR"] = plan.data_dir
+        service["command"] = [sys.executable, "-m", "subsidyhub.service"]
+        service["environment"] = environment
+    c.JupyterHub.services = [s for s in c.JupyterHub.services if s.get("name") != SERVICE_NAME] + [
+        service
+    ]
+
+
+def update_roles(c: Any, plan: HubPlan) -> None:
+    """Least privilege: the service reads users and stops servers; users reach the service."""
+    c.JupyterHub.custom_scopes = dict(c.JupyterHub.custom_scopes) | {
+        ADMIN_SCOPE: {
+            "description": "Administer SubsidyHub: projects, allocations, prices, quotas."
+        }
+    }
+    access = f"access:services!service={SERVICE_NAME}"
+    roles = {
+        "subsidy-service": {
+            "name": "subsidy-service",
+            "description": "The subsidy service: list users and servers, stop servers.",
+            "scopes": ["list:users", "read:users", "read:servers", "servers"],
+            "services": [SERVICE_NAME],
+        },
+        # The environment notes' scope trap: a server token only gets scopes its user holds,
+        # so the access scope goes on both the user and the server role.
+        "user": {"name": "user", "scopes": ["self", access]},
+        "server": {
+            "name": "server",
+            "scopes": ["users:activity!user", "access:servers!server", access],
+        },
+        "subsidy-admins": {
+            "name": "subsidy-admins",
+            "description": "Centre admins of SubsidyHub.",
+            "scopes": [ADMIN_SCOPE, access],
+            "users": list(plan.subsidy_admins),
+        },
+    }
+    kept = [r for r in c.JupyterHub.load_roles if r.get("name") not in roles]
+    c.JupyterHub.load_roles = kept + list(roles.values())
+
+
+def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: SubsidyClient) -> None:
+    async def options_form(spawner: Any) -> str:
+        return await render_options_form(client, spawner.user.name)
+
+    c.Spawner.options_form = options_form
+    c.Spawner.options_from_form = lambda formdata: options_from_form(formdata)
+    c.Spawner.pre_spawn_hook = hooks.pre_spawn
+    c.Spawner.post_stop_hook = hooks.post_stop
+    c.LocalGPUSpawner.profile_gpu_counts = {
+        p.slug: p.gpu_count for p in settings.profiles if p.gpu_count
+    }
+    if settings.local.gpus is not None:
+        c.LocalGPUSpawner.gpu_ids = list(settings.local.gpus)
+
+
+def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
+    client = SubsidyClient(plan.api_url, plan.service_token)
+    hooks = SubsidyHooks(settings, client)
+    update_service(c, plan)
+    update_roles(c, plan)
+    update_spawner(c, settings, hooks, client)
+    return hooks

@@ -1,0 +1,220 @@
+"""``subsidyhub up``: the whole platform on one machine, in the foreground.
+
+Starts JupyterHub with the embedded config (which starts the proxy and the subsidy service),
+seeds the demo unless ``--no-demo``, prints the URL and how to log in, and on Ctrl-C or
+SIGTERM stops the hub, which stops the servers, the service and the proxy. Internal ports
+(proxy API, hub API, service) are picked free at start so several stacks can run side by side
+(the tests do). The same :func:`apply_embedded_config` is what the hub loads, so what ``up``
+promises is what the hub does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from subsidyhub.hubplugin.config import HubPlan, configure_hub
+from subsidyhub.ledger import projects
+from subsidyhub.ledger.db import Database, now_ms
+from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.money import format_money, parse_amount
+from subsidyhub.netutil import free_port
+from subsidyhub.settings import Settings, config_path, load_settings
+
+DEMO_PROJECT = "demo"
+DEMO_MEMBERS = ("alice", "bob")
+DEMO_ADMIN = "admin"
+DEMO_AMOUNT = "500"
+HUB_CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+
+
+def proxy_command() -> list[str]:
+    """The npm configurable-http-proxy that ``make install`` puts beside the venv."""
+    local = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+    return [str(local)] if local.exists() else ["configurable-http-proxy"]
+
+
+def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
+    """Fill a JupyterHub config from ``SUBSIDYHUB_*`` variables and ``subsidyhub.yaml``."""
+    settings = load_settings(environ.get("SUBSIDYHUB_CONFIG") or None)
+    data_dir = Path(environ.get("SUBSIDYHUB_DATA_DIR") or settings.resolved_data_dir()).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ip = environ.get("SUBSIDYHUB_IP", "127.0.0.1")
+    c.JupyterHub.bind_url = f"http://{ip}:{environ.get('SUBSIDYHUB_PORT', '8000')}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('SUBSIDYHUB_HUB_API_PORT', '8081')}"
+    c.ConfigurableHTTPProxy.api_url = (
+        f"http://127.0.0.1:{environ.get('SUBSIDYHUB_PROXY_API_PORT', '8001')}"
+    )
+    c.ConfigurableHTTPProxy.command = proxy_command()
+    c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.spawner_class = "subsidyhub.hubplugin.spawners.LocalGPUSpawner"
+    c.LocalGPUSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+    c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = environ.get(
+        "SUBSIDYHUB_DEMO_PASSWORD"
+    ) or secrets.token_urlsafe(12)
+    c.Authenticator.allow_all = True
+    admins = {a for a in environ.get("SUBSIDYHUB_ADMIN_USERS", DEMO_ADMIN).split(",") if a}
+    c.Authenticator.admin_users = admins
+    plan = HubPlan(
+        service_url=f"http://127.0.0.1:{environ.get('SUBSIDYHUB_SERVICE_PORT', '10101')}",
+        service_token=environ.get("SUBSIDYHUB_SERVICE_TOKEN") or secrets.token_hex(32),
+        config_path=str(config_path(environ.get("SUBSIDYHUB_CONFIG") or None)),
+        data_dir=str(data_dir),
+        subsidy_admins=tuple(sorted(admins)),
+        service_environment={
+            k: v
+            for k, v in environ.items()
+            if k.startswith("SUBSIDYHUB_") and k != "SUBSIDYHUB_SERVICE_TOKEN"
+        },
+    )
+    configure_hub(c, settings, plan)
+
+
+def seed_demo(settings: Settings, db: Database) -> bool:
+    """Project ``demo`` with HK$500 at the default rate and alice and bob as members; idempotent."""
+    with db.write() as session:
+        if any(p.slug == DEMO_PROJECT for p in projects.list_projects(session)):
+            return False
+        at = now_ms()
+        projects.create_project(
+            session, settings, "subsidyhub-up", slug=DEMO_PROJECT, name="Demo project", at_ms=at
+        )
+        projects.add_allocation(
+            session,
+            "subsidyhub-up",
+            DEMO_PROJECT,
+            amount_micro=parse_amount(DEMO_AMOUNT),
+            at_ms=at,
+            note="demo",
+        )
+        for member in DEMO_MEMBERS:
+            projects.set_member(session, "subsidyhub-up", DEMO_PROJECT, member, at_ms=at)
+        return True
+
+
+@dataclass
+class Stack:
+    """A running ``jupyterhub`` process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def start(
+    *,
+    config: str | None,
+    data_dir: Path,
+    port: int,
+    ip: str,
+    demo: bool,
+    password: str,
+    quiet: bool = False,
+) -> Stack:
+    """Migrate, seed, start the hub; returns once the hub answers (or raises)."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["SUBSIDYHUB_DATA_DIR"] = str(data_dir)  # the hub and the service inherit it
+    settings = load_settings(config)
+    db = Database(settings.resolved_database_url())
+    upgrade(db, settings)
+    if demo:
+        seed_demo(settings, db)
+    db.dispose()
+    env = dict(os.environ) | {
+        "SUBSIDYHUB_DATA_DIR": str(data_dir),
+        "SUBSIDYHUB_PORT": str(port),
+        "SUBSIDYHUB_IP": ip,
+        "SUBSIDYHUB_HUB_API_PORT": str(free_port()),
+        "SUBSIDYHUB_PROXY_API_PORT": str(free_port()),
+        "SUBSIDYHUB_SERVICE_PORT": str(free_port()),
+        "SUBSIDYHUB_SERVICE_TOKEN": secrets.token_hex(32),
+        "SUBSIDYHUB_DEMO_PASSWORD": password,
+    }
+    if config:
+        env["SUBSIDYHUB_CONFIG"] = str(Path(config).resolve())
+    log = None if not quiet else open(data_dir / "jupyterhub.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+        cwd=data_dir,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://{'127.0.0.1' if ip in ('0.0.0.0', '') else ip}:{port}"
+    stack = Stack(process, url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"JupyterHub exited with code {process.returncode} during start; see its log above"
+            )
+        try:
+            if httpx.get(f"{url}/hub/api/", timeout=2).status_code == 200:
+                return stack
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stack.stop()
+    raise RuntimeError(f"JupyterHub did not answer at {url} within 60 s")
+
+
+def run_foreground(*, config: str | None, data_dir: Path, port: int, ip: str, demo: bool) -> int:
+    """What ``subsidyhub up`` does: start, print how to log in, wait, stop cleanly."""
+    password = os.environ.get("SUBSIDYHUB_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    stack = start(config=config, data_dir=data_dir, port=port, ip=ip, demo=demo, password=password)
+    settings = load_settings(config)
+    print()
+    print(f"SubsidyHub is running at {stack.url}/")
+    print(
+        f"  log in as alice, bob (project {DEMO_PROJECT}) or {DEMO_ADMIN} (hub admin)"
+        if demo
+        else "  log in with any user name"
+    )
+    print(f"  password: {password}")
+    if demo:
+        print(
+            f"  project {DEMO_PROJECT}: {format_money(parse_amount(DEMO_AMOUNT), settings.currency)} of subsidy"
+        )
+    print(f"  data: {data_dir}")
+    print("Press Ctrl-C to stop.", flush=True)
+    stopping = False
+
+    def _stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stopping and stack.process.poll() is None:
+        time.sleep(0.2)
+    code = stack.stop()
+    print("SubsidyHub stopped.")
+    return 0 if stopping else (code or 1)
