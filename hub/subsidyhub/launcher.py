@@ -110,6 +110,10 @@ def seed_demo(settings: Settings, db: Database) -> bool:
         return True
 
 
+class LaunchError(Exception):
+    """The platform did not come up; the message says where to look."""
+
+
 @dataclass
 class Stack:
     """A running ``jupyterhub`` process and where to reach it."""
@@ -139,6 +143,10 @@ def start(
     quiet: bool = False,
 ) -> Stack:
     """Migrate, seed, start the hub; returns once the hub answers (or raises)."""
+    if len(password) < 8:
+        raise LaunchError(
+            f"SUBSIDYHUB_DEMO_PASSWORD is {len(password)} characters; JupyterHub needs at least 8"
+        )
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SUBSIDYHUB_DATA_DIR"] = str(data_dir)  # the hub and the service inherit it
@@ -173,8 +181,9 @@ def start(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"JupyterHub exited with code {process.returncode} during start; see its log above"
+            where = data_dir / "jupyterhub.log" if quiet else "its log above"
+            raise LaunchError(
+                f"JupyterHub exited with code {process.returncode} during start; see {where}"
             )
         try:
             if httpx.get(f"{url}/hub/api/", timeout=2).status_code == 200:
@@ -183,7 +192,7 @@ def start(
             pass
         time.sleep(0.3)
     stack.stop()
-    raise RuntimeError(f"JupyterHub did not answer at {url} within 60 s")
+    raise LaunchError(f"JupyterHub did not answer at {url} within 60 s")
 
 
 def run_foreground(*, config: str | None, data_dir: Path, port: int, ip: str, demo: bool) -> int:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from subsidyhub.errors import Conflict, Refused
+from subsidyhub.errors import Refused
 from subsidyhub.ledger import admission, prices, projects
 from subsidyhub.ledger.accounts import load_account
 from subsidyhub.ledger.db import Database
@@ -93,7 +93,7 @@ def test_racing_spawns_never_hold_more_than_the_balance(ledger_db, settings):
     assert account.holds == 3 * 8_120_000
 
 
-def test_member_cap_and_same_server_conflict(ledger_db, settings):
+def test_member_cap_and_a_restarted_server_supersedes_its_stale_session(ledger_db, settings):
     make_project(ledger_db, settings)
     with ledger_db.write() as session:
         projects.set_member(session, "test", "demo", "alice", at_ms=T0, max_gpus=1)
@@ -101,8 +101,14 @@ def test_member_cap_and_same_server_conflict(ledger_db, settings):
     with pytest.raises(Refused) as refused:
         admit(ledger_db, settings, "alice", "gpu-1", server="b")
     assert refused.value.reason == "member_gpu_cap"
-    with pytest.raises(Conflict, match="already running"):
-        admit(ledger_db, settings, "alice", "cpu-small", server="a")
+    # The hub starts server "a" again: the session that missed its stop is closed first.
+    again = admit(ledger_db, settings, "alice", "cpu-small", server="a")
+    with ledger_db.read() as session:
+        old = session.scalars(
+            select(SpawnSession).where(SpawnSession.server_name == "a").order_by(SpawnSession.id)
+        ).first()
+        assert (old.stop_reason, old.stopped_ms) == ("superseded", T0)
+        assert session.get(SpawnSession, again.session_id).stopped_ms is None
 
 
 def test_refusal_writes_nothing_and_names_the_balance(ledger_db, settings):

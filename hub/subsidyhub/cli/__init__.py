@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from subsidyhub.cli import audit, database, members, prices, projects, quota, statement
+from subsidyhub.cli import audit, database, members, prices, projects, quota, statement, up
 from subsidyhub.cli.context import CliError, Invocation
 from subsidyhub.errors import InvalidInput, SubsidyError
 from subsidyhub.settings import CONFIG_ENV, ConfigError
@@ -92,9 +92,9 @@ class SubsidyHubGroup(TyperGroup):
 app = typer.Typer(
     cls=SubsidyHubGroup,
     name="subsidyhub",
-    help="Administer SubsidyHub's ledger: projects, allocations, members, quotas, prices, "
-    "audit log and monthly statements. Works directly on the database named by the config; "
-    "every command first migrates it if needed (as 'db upgrade' does).",
+    help="Run SubsidyHub ('up') and administer its ledger: projects, allocations, members, "
+    "quotas, prices, audit log and monthly statements. Admin commands work directly on the "
+    "database named by the config; each first migrates it if needed (as 'db upgrade' does).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -136,6 +136,7 @@ admin.command("audit")(audit.show_audit)
 app.add_typer(database.app, name="db")
 app.add_typer(admin, name="admin")
 app.command("statement")(statement.statement)
+app.command("up")(up.up)
 
 
 def main() -> None:

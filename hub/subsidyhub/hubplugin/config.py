@@ -38,6 +38,11 @@ class HubPlan:
         return self.service_url.rstrip("/") + SERVICE_PREFIX + "api/v1/"
 
 
+def _existing(value: Any, kind: type) -> Any:
+    """A config value already set by the deployment, or an empty one (traitlets gives a lazy stub)."""
+    return value if isinstance(value, kind) else kind()
+
+
 def update_service(c: Any, plan: HubPlan) -> None:
     service: dict[str, Any] = {
         "name": SERVICE_NAME,
@@ -54,14 +59,14 @@ def update_service(c: Any, plan: HubPlan) -> None:
             environment["SUBSIDYHUB_DATA_DIR"] = plan.data_dir
         service["command"] = [sys.executable, "-m", "subsidyhub.service"]
         service["environment"] = environment
-    c.JupyterHub.services = [s for s in c.JupyterHub.services if s.get("name") != SERVICE_NAME] + [
-        service
-    ]
+    c.JupyterHub.services = [
+        s for s in _existing(c.JupyterHub.services, list) if s.get("name") != SERVICE_NAME
+    ] + [service]
 
 
 def update_roles(c: Any, plan: HubPlan) -> None:
     """Least privilege: the service reads users and stops servers; users reach the service."""
-    c.JupyterHub.custom_scopes = dict(c.JupyterHub.custom_scopes) | {
+    c.JupyterHub.custom_scopes = _existing(c.JupyterHub.custom_scopes, dict) | {
         ADMIN_SCOPE: {
             "description": "Administer SubsidyHub: projects, allocations, prices, quotas."
         }
@@ -88,7 +93,7 @@ def update_roles(c: Any, plan: HubPlan) -> None:
             "users": list(plan.subsidy_admins),
         },
     }
-    kept = [r for r in c.JupyterHub.load_roles if r.get("name") not in roles]
+    kept = [r for r in _existing(c.JupyterHub.load_roles, list) if r.get("name") not in roles]
     c.JupyterHub.load_roles = kept + list(roles.values())
 
 
@@ -98,6 +103,7 @@ def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: Subs
 
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = lambda formdata: options_from_form(formdata)
+    c.Spawner.apply_user_options = hooks.apply_user_options
     c.Spawner.pre_spawn_hook = hooks.pre_spawn
     c.Spawner.post_stop_hook = hooks.post_stop
     c.LocalGPUSpawner.profile_gpu_counts = {

@@ -49,6 +49,17 @@ class SubsidyHooks:
             )
         return str(wanted)
 
+    def apply_user_options(self, spawner: Any, options: dict[str, Any]) -> None:
+        """JupyterHub's user-options hook: refuse an unknown profile before anything starts."""
+        self.profile_slug(options)
+        unknown = sorted(set(options) - {"profile", "project"})
+        if unknown:
+            raise SpawnException(
+                f"Unknown option {', '.join(unknown)}; a server takes 'profile' and 'project'.",
+                reason="unknown_option",
+                status_code=400,
+            )
+
     async def pre_spawn(self, spawner: Any) -> None:
         options = spawner.user_options
         profile = self.profile_slug(options)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from subsidyhub.errors import Conflict, InvalidInput, NotFound, Refused
+from subsidyhub.errors import InvalidInput, NotFound, Refused
 from subsidyhub.ledger import prices
 from subsidyhub.ledger.accounts import Account, load_account
 from subsidyhub.ledger.metering import charge_one
@@ -182,24 +182,20 @@ def admit(
     server_name: str,
     now_ms: int,
 ) -> Admission:
-    """Decide and, if admitted, write the session and its hold; raises :class:`Refused`."""
+    """Decide and, if admitted, write the session and its hold; raises :class:`Refused`.
+
+    An open session for the same server is closed first (reason ``superseded``).
+    """
     try:
         profile = settings.profile(profile_slug)
     except KeyError as error:
         raise InvalidInput(str(error.args[0])) from None
     project = choose_project(session, username, project_slug)
-    running = session.scalars(
-        select(SpawnSession.id).where(
-            SpawnSession.username == username,
-            SpawnSession.server_name == server_name,
-            SpawnSession.stopped_ms.is_(None),
-        )
-    ).first()
-    if running is not None:
-        label = f"server {server_name!r}" if server_name else "default server"
-        raise Conflict(
-            f"{username}'s {label} is already running (session {running}); stop it first"
-        )
+    stale = find_running(session, username, server_name)
+    if stale is not None:
+        # The hub starts only servers it knows are stopped, so a session still open for this
+        # server missed its stop (hub crash, lost hook): close it now before the new one.
+        stop(session, stale.id, now_ms=now_ms, reason="superseded")
     version = prices.current_version(session, now_ms)
     price_list = prices.as_price_list(version)
     decision, _account, hold = evaluate(
