@@ -44,8 +44,10 @@ def up(
     one printed at start.
     """
     config = ctx.obj.config if ctx.obj is not None else None
-    raise typer.Exit(
-        run_foreground(
+    try:
+        code = run_foreground(
             config=str(config) if config else None, data_dir=data_dir, port=port, ip=ip, demo=demo
         )
-    )
+    except LaunchError as error:
+        raise CliError(str(error)) from None
+    raise typer.Exit(code)
