@@ -38,6 +38,11 @@ class SubsidyHooks:
         self.settings = settings
         self.client = client
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> SubsidyHooks:
+        # Traitlets deep-copies config values into every new spawner; the hooks (and their
+        # HTTP client's connection pool) must stay one shared object.
+        return self
+
     def profile_slug(self, options: dict[str, Any]) -> str:
         slugs = [p.slug for p in self.settings.profiles]
         wanted = options.get("profile") or (slugs[0] if slugs else "")
