@@ -36,6 +36,7 @@ def test_the_documented_commands_exist() -> None:
         "admin price list", "admin price set",
         "admin audit",
         "statement",
+        "up",
     }  # fmt: skip
 
 

@@ -1,0 +1,137 @@
+"""The FastAPI application of the subsidy service.
+
+:func:`create_app` wires the ledger (``db``), the settings, token checks against the hub,
+metrics and the routes into one app. Everything lives under the JupyterHub service prefix
+(``/services/subsidy/``), because the hub's proxy forwards requests without stripping it:
+
+* ``{prefix}api/v1/…``: the API (see the route modules);
+* ``{prefix}metrics``: Prometheus text;
+* ``{prefix}openapi.json`` and ``{prefix}docs``: the API's description.
+
+Every error is ``{"status", "message"}`` JSON (see :mod:`subsidyhub.service.errors`).
+Requests are logged by method, route and status, never with query strings or headers, so no
+token reaches a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from subsidyhub.ledger.db import Database, now_ms
+from subsidyhub.service.auth import HubAuthenticator
+from subsidyhub.service.context import ServiceContext
+from subsidyhub.service.errors import install_error_handlers
+from subsidyhub.service.metrics import ServiceMetrics
+from subsidyhub.service.routes import admissions, audit, me, metrics, prices, projects, statements
+from subsidyhub.settings import Settings
+
+access_log = logging.getLogger("subsidyhub.service.access")
+
+API_ROUTERS = (me, projects, prices, admissions, statements, audit)
+
+
+def normalise_prefix(prefix: str) -> str:
+    """``services/subsidy`` → ``/services/subsidy/``; empty → ``/``."""
+    inner = prefix.strip("/")
+    return f"/{inner}/" if inner else "/"
+
+
+def _version() -> str:
+    try:
+        return version("subsidyhub")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class RequestTimer:
+    """ASGI middleware: latency histogram by route template, and a token-free access log."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The template (/api/v1/projects/{slug}) keeps the label set small.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.histogram.labels(scope["method"], route, str(status)).observe(elapsed)
+            access_log.info(
+                "%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000
+            )
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    *,
+    prefix: str,
+    hub_api_url: str,
+    service_token: str | None = None,
+    clock: Callable[[], int] = now_ms,
+    token_ttl_seconds: float = 30.0,
+) -> FastAPI:
+    """The service app. ``db`` must already be upgraded (see ``ledger.migrate.upgrade``)."""
+    prefix = normalise_prefix(prefix)
+    service_metrics = ServiceMetrics(db, clock)
+    authenticator = HubAuthenticator(
+        hub_api_url,
+        service_token=service_token,
+        ttl_seconds=token_ttl_seconds,
+        on_hub_check=lambda result: service_metrics.hub_token_checks.labels(result).inc(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Background work (the metering loop and the enforcer) starts here as tasks and is
+        # cancelled before the hub client closes.
+        try:
+            yield
+        finally:
+            await authenticator.aclose()
+
+    app = FastAPI(
+        title="SubsidyHub service",
+        version=_version(),
+        description="Balances, admissions, allocations, prices and statements of SubsidyHub.",
+        openapi_url=f"{prefix}openapi.json",
+        docs_url=f"{prefix}docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        lifespan=lifespan,
+    )
+    app.state.subsidy = ServiceContext(
+        settings=settings,
+        db=db,
+        authenticator=authenticator,
+        metrics=service_metrics,
+        clock=clock,
+    )
+    install_error_handlers(app)
+    for module in API_ROUTERS:
+        app.include_router(module.router, prefix=f"{prefix}api/v1")
+    app.include_router(metrics.router, prefix=prefix.rstrip("/"))
+    app.add_middleware(RequestTimer, histogram=service_metrics.request_seconds)
+    return app

@@ -1,0 +1,116 @@
+"""Prometheus metrics of one service instance: its own registry, never the global one.
+
+Counters and the latency histogram are updated as requests happen. Project balances and burn
+rates are gauges computed at scrape time from the ledger (one read transaction, three
+queries for all projects), so they are exact at the moment of the scrape and cost nothing
+between scrapes. Amounts are in currency units, as floats: fine for graphs and alerts, never
+used for accounting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from subsidyhub.ledger.accounts import load_accounts
+from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.projects import list_projects
+from subsidyhub.money import MICRO
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class ProjectAccounts(Collector):
+    """Per-project gauges read from the ledger when Prometheus scrapes."""
+
+    def __init__(self, db: Database, clock: Callable[[], int]) -> None:
+        self._db = db
+        self._clock = clock
+
+    def describe(self) -> Iterator[Metric]:
+        # Declared without reading the database, so registering costs no query.
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        labels = ["project"]
+        return (
+            GaugeMetricFamily(
+                "subsidyhub_project_balance",
+                "Subsidy left in the project, in currency units.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_project_available",
+                "Subsidy left after open holds, in currency units.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_project_burn_rate_per_hour",
+                "Subsidy per hour that the project's running servers consume.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_project_running_servers",
+                "Servers running in the project.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_project_gpus_in_use", "GPUs the project holds.", labels=labels
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        balance, available, burn, running, gpus = self._families()
+        now = self._clock()
+        with self._db.read() as session:
+            projects = list_projects(session)
+            accounts = load_accounts(session, projects, now)
+        for project in projects:
+            account = accounts[project.id]
+            labels = [project.slug]
+            balance.add_metric(labels, account.balance / MICRO)
+            available.add_metric(labels, account.available / MICRO)
+            burn.add_metric(labels, account.burn_rate_per_hour / MICRO)
+            running.add_metric(labels, len(account.sessions))
+            gpus.add_metric(labels, account.gpus_in_use)
+        yield from (balance, available, burn, running, gpus)
+
+
+class ServiceMetrics:
+    """The registry and the instruments the routes update."""
+
+    def __init__(self, db: Database, clock: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.admissions = Counter(
+            "subsidyhub_admissions",
+            "Admission decisions, by result (admitted, refused, invalid) and reason.",
+            ["result", "reason"],
+            registry=self.registry,
+        )
+        self.stops = Counter(
+            "subsidyhub_stops",
+            "Sessions stopped, by reason; repeated stops of a stopped session are not counted.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "subsidyhub_request_duration_seconds",
+            "Time to answer API requests, by method, route template and status.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.hub_token_checks = Counter(
+            "subsidyhub_hub_token_checks",
+            "Token checks sent to the hub's API (cache misses), by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.registry.register(ProjectAccounts(db, clock))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

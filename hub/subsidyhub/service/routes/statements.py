@@ -1,0 +1,47 @@
+"""Monthly statements of a project, as JSON or CSV (admins and the project's managers).
+
+The numbers are sums of the ledger's charge lines, so they reconcile with the ledger to
+the micro-unit; this is what the centre attaches to its subsidy claim.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from subsidyhub.ledger.statements import statement
+from subsidyhub.service.auth import CurrentIdentity, project_for
+from subsidyhub.service.context import Context
+from subsidyhub.timeutil import month_bounds, month_of
+
+router = APIRouter(tags=["statements"])
+
+
+@router.get(
+    "/projects/{slug}/statement",
+    summary="A month's statement per user and profile: hours, list, subsidy, co-pay",
+    response_model=None,
+)
+def read_statement(
+    slug: str,
+    identity: CurrentIdentity,
+    context: Context,
+    month: Annotated[
+        str | None, Query(description="YYYY-MM (UTC); default the current month")
+    ] = None,
+    output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> dict[str, Any] | Response:
+    chosen = month or month_of(context.clock())
+    month_bounds(chosen)  # a malformed month is a 400 before any query
+    with context.db.read() as session:
+        project = project_for(session, identity, slug, "read the statement")
+        result = statement(session, chosen, context.settings.currency, [project])
+    if output == "csv":
+        filename = f"subsidyhub-{slug}-{chosen}.csv"
+        return Response(
+            result.as_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return result.as_dict()

@@ -1,0 +1,93 @@
+"""Run the service the way JupyterHub runs a managed service: configured by environment.
+
+JupyterHub starts ``python -m subsidyhub.service`` with
+
+* ``JUPYTERHUB_SERVICE_URL``: where to listen (``http://127.0.0.1:10101``);
+* ``JUPYTERHUB_SERVICE_PREFIX``: the URL prefix the proxy forwards (``/services/subsidy/``);
+* ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_API_TOKEN``: the hub's API and the service's token;
+
+and SubsidyHub adds ``SUBSIDYHUB_CONFIG`` (the ``subsidyhub.yaml`` in force; the embedded
+default when unset). At start the database schema is brought up to date and the config's
+prices are loaded, so a fresh database is ready before the first request. A missing variable
+or a bad config stops the start with one line saying what to set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.service.app import create_app
+from subsidyhub.settings import ConfigError, load_settings
+
+DEFAULT_PREFIX = "/services/subsidy/"
+REQUIRED = ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN")
+
+
+class EnvironmentProblem(Exception):
+    """The process was started without what a JupyterHub managed service is given."""
+
+
+@dataclass(frozen=True)
+class ServiceEnvironment:
+    host: str
+    port: int
+    prefix: str
+    hub_api_url: str
+    api_token: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ServiceEnvironment:
+        missing = [name for name in REQUIRED if not environ.get(name)]
+        if missing:
+            raise EnvironmentProblem(
+                f"{', '.join(missing)} not set; JupyterHub sets these for a managed service "
+                "(c.JupyterHub.services with 'url' and 'command'), or set them yourself to "
+                "run the service on its own."
+            )
+        url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise EnvironmentProblem(
+                f"JUPYTERHUB_SERVICE_URL {environ['JUPYTERHUB_SERVICE_URL']!r} is not an "
+                "http URL; give one such as http://127.0.0.1:10101"
+            )
+        return cls(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 80),
+            prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX") or DEFAULT_PREFIX,
+            hub_api_url=environ["JUPYTERHUB_API_URL"],
+            api_token=environ["JUPYTERHUB_API_TOKEN"],
+        )
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
+    )
+    try:
+        environment = ServiceEnvironment.from_environ(os.environ)
+        settings = load_settings()
+    except (EnvironmentProblem, ConfigError) as problem:
+        print(f"subsidyhub service: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    db = Database(settings.resolved_database_url())
+    upgrade(db, settings)
+    app = create_app(
+        settings,
+        db,
+        prefix=environment.prefix,
+        hub_api_url=environment.hub_api_url,
+        service_token=environment.api_token,
+    )
+    # uvicorn's own access log would print query strings; the app logs requests itself.
+    uvicorn.run(
+        app, host=environment.host, port=environment.port, access_log=False, log_config=None
+    )
