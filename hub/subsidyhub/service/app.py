@@ -15,6 +15,8 @@ token reaches a log.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.service.auth import HubAuthenticator
 from subsidyhub.service.context import ServiceContext
+from subsidyhub.service.enforcer import Enforcer
 from subsidyhub.service.errors import install_error_handlers
+from subsidyhub.service.hubclient import HubClient
 from subsidyhub.service.metrics import ServiceMetrics
 from subsidyhub.service.routes import admissions, audit, me, metrics, prices, projects, statements
 from subsidyhub.settings import Settings
@@ -92,8 +96,14 @@ def create_app(
     service_token: str | None = None,
     clock: Callable[[], int] = now_ms,
     token_ttl_seconds: float = 30.0,
+    enforce: bool = False,
 ) -> FastAPI:
-    """The service app. ``db`` must already be upgraded (see ``ledger.migrate.upgrade``)."""
+    """The service app. ``db`` must already be upgraded (see ``ledger.migrate.upgrade``).
+
+    With ``enforce`` (what a deployed service runs), the app's lifespan runs the
+    :class:`~subsidyhub.service.enforcer.Enforcer`: metering, stops and reconciliation,
+    talking to the hub with ``service_token``.
+    """
     prefix = normalise_prefix(prefix)
     service_metrics = ServiceMetrics(db, clock)
     authenticator = HubAuthenticator(
@@ -104,12 +114,25 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Background work (the metering loop and the enforcer) starts here as tasks and is
-        # cancelled before the hub client closes.
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background: asyncio.Task[None] | None = None
+        hub: HubClient | None = None
+        if enforce:
+            if not service_token:
+                raise ValueError("enforcement needs the service's hub token")
+            hub = HubClient(hub_api_url, service_token)
+            enforcer = Enforcer(settings, db, hub, service_metrics, clock)
+            app.state.enforcer = enforcer
+            background = asyncio.create_task(enforcer.run(), name="subsidyhub-enforcer")
         try:
             yield
         finally:
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            if hub is not None:
+                await hub.aclose()
             await authenticator.aclose()
 
     app = FastAPI(

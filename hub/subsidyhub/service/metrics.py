@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -108,6 +108,25 @@ class ServiceMetrics:
             "subsidyhub_hub_token_checks",
             "Token checks sent to the hub's API (cache misses), by result.",
             ["result"],
+            registry=self.registry,
+        )
+        self.tick_seconds = Histogram(
+            "subsidyhub_metering_tick_seconds",
+            "Time to charge all running sessions once.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.enforcement_lateness_seconds = Histogram(
+            "subsidyhub_enforcement_lateness_seconds",
+            "From a server's stop deadline (subsidy exhausted, max session) to closing it.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+            registry=self.registry,
+        )
+        self.reconcile_drift = Gauge(
+            "subsidyhub_reconcile_drift",
+            "Found at the last reconciliation: sessions without a server (closed) and servers "
+            "without a session.",
+            ["kind"],
             registry=self.registry,
         )
         self.registry.register(ProjectAccounts(db, clock))

@@ -86,6 +86,7 @@ def main() -> None:
         prefix=environment.prefix,
         hub_api_url=environment.hub_api_url,
         service_token=environment.api_token,
+        enforce=True,
     )
     # uvicorn's own access log would print query strings; the app logs requests itself.
     uvicorn.run(

@@ -1,0 +1,268 @@
+"""The service's background loop: meter, stop servers on time, reconcile with the hub.
+
+One asyncio task per service process. Each round it
+
+* charges running sessions every ``metering.interval_seconds`` (``charge_until``, in a worker
+  thread so requests keep being answered);
+* asks :func:`ledger.enforcement.plan` which servers are due and when the next one is, closes
+  the due sessions in the ledger with their reason and asks the hub to stop the servers;
+* every ``metering.reconcile_seconds`` compares the ledger's running sessions with the hub's
+  running servers (paginated): a session whose server is gone is closed, a server that was
+  never admitted is stopped, admitted from its own start time, or left, by config.
+
+It sleeps until the earliest of: the next tick, the next stop deadline, the next
+reconciliation, or one second. Each second it reads a cheap change marker (newest audit
+entry, newest session, newest stop), so an allocation added by the CLI in another process or
+a new admission moves a predicted stop within a second, without recomputing every account
+every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from subsidyhub.errors import SubsidyError
+from subsidyhub.ledger import admission
+from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.enforcement import Plan, StopOrder, plan
+from subsidyhub.ledger.metering import charge_until
+from subsidyhub.ledger.models import AuditEntry, SpawnSession
+from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
+from subsidyhub.service.metrics import ServiceMetrics
+from subsidyhub.settings import Settings
+
+log = logging.getLogger("subsidyhub.enforcer")
+
+CHANGE_POLL_MS = 1000
+# A server the hub lists as starting may not have reached admission yet; sessions younger
+# than this are not closed for being absent from the hub's list.
+RECONCILE_GRACE_MS = 30_000
+
+
+@dataclass
+class EnforcerState:
+    """What the loop remembers between rounds (in memory; the ledger is the durable part)."""
+
+    next_tick_ms: int = 0
+    next_reconcile_ms: int = 0
+    marker: tuple[int, int, int] | None = None
+    plan: Plan | None = None
+    # Hub stops asked for but not yet confirmed: retried each round until the hub agrees.
+    pending_hub_stops: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+class Enforcer:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        hub: HubClient,
+        metrics: ServiceMetrics,
+        clock: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.hub = hub
+        self.metrics = metrics
+        self.clock = clock
+        self.state = EnforcerState()
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Recompute the plan at once (after a change this process made)."""
+        self.state.marker = None
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        now = self.clock()
+        self.state.next_tick_ms = now
+        self.state.next_reconcile_ms = now
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failed round (database briefly locked, hub restarting) must not end
+                # enforcement; the next round retries everything that matters.
+                log.exception("Enforcement round failed; retrying")
+            await self._sleep()
+
+    async def round(self) -> None:
+        now = self.clock()
+        state = self.state
+        if now >= state.next_tick_ms:
+            began = time.perf_counter()
+            await asyncio.to_thread(charge_until, self.db, now)
+            self.metrics.tick_seconds.observe(time.perf_counter() - began)
+            state.next_tick_ms = now + int(self.settings.metering.interval_seconds * 1000)
+            state.marker = None
+        marker = await asyncio.to_thread(self._marker)
+        due_deadline = (
+            state.plan is not None
+            and state.plan.next_due_ms is not None
+            and now >= state.plan.next_due_ms
+        )
+        if marker != state.marker or state.plan is None or due_deadline:
+            state.plan = await asyncio.to_thread(self._plan, now)
+            state.marker = marker
+        if state.plan.due:
+            await self.enforce(state.plan.due)
+            state.plan = await asyncio.to_thread(self._plan, self.clock())
+            state.marker = await asyncio.to_thread(self._marker)
+        await self._retry_hub_stops()
+        if now >= state.next_reconcile_ms:
+            await self.reconcile()
+            state.next_reconcile_ms = self.clock() + int(
+                self.settings.metering.reconcile_seconds * 1000
+            )
+
+    def next_wake_ms(self) -> int:
+        now = self.clock()
+        candidates = [self.state.next_tick_ms, self.state.next_reconcile_ms, now + CHANGE_POLL_MS]
+        if self.state.plan is not None and self.state.plan.next_due_ms is not None:
+            candidates.append(self.state.plan.next_due_ms)
+        return min(candidates)
+
+    async def _sleep(self) -> None:
+        delay = max(0.0, (self.next_wake_ms() - self.clock()) / 1000)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    # -- ledger reads (worker threads) -----------------------------------------------------
+
+    def _marker(self) -> tuple[int, int, int]:
+        with self.db.read() as session:
+            row = session.execute(
+                select(
+                    select(func.max(AuditEntry.id)).scalar_subquery(),
+                    select(func.max(SpawnSession.id)).scalar_subquery(),
+                    select(func.max(SpawnSession.stopped_ms)).scalar_subquery(),
+                )
+            ).one()
+        return (row[0] or 0, row[1] or 0, row[2] or 0)
+
+    def _plan(self, now_ms: int) -> Plan:
+        with self.db.read() as session:
+            return plan(session, now_ms)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _close(self, session_id: int, reason: str) -> bool:
+        """Close a session in the ledger; True if this call closed it."""
+        with self.db.write() as session:
+            stopped = admission.stop(session, session_id, now_ms=self.clock(), reason=reason)
+        if not stopped.already:
+            self.metrics.stops.labels(reason).inc()
+        return not stopped.already
+
+    async def enforce(self, orders: list[StopOrder]) -> None:
+        for order in orders:
+            closed = await asyncio.to_thread(self._close, order.session_id, order.reason)
+            if closed:
+                late_ms = self.clock() - order.due_ms
+                self.metrics.enforcement_lateness_seconds.observe(max(0, late_ms) / 1000)
+                log.info(
+                    "Stopping %s/%s of project %s: %s (%d ms after the deadline)",
+                    order.username,
+                    order.server_name,
+                    order.project,
+                    order.reason,
+                    late_ms,
+                )
+            self.state.pending_hub_stops[(order.username, order.server_name)] = order.reason
+        await self._retry_hub_stops()
+
+    async def _retry_hub_stops(self) -> None:
+        for (user, server_name), reason in list(self.state.pending_hub_stops.items()):
+            try:
+                await self.hub.stop_server(user, server_name)
+            except HubUnavailable as error:
+                log.warning("Hub did not stop %s/%s (%s) yet: %s", user, server_name, reason, error)
+                continue
+            del self.state.pending_hub_stops[(user, server_name)]
+
+    # -- reconciliation ---------------------------------------------------------------------
+
+    def _running_sessions(self) -> list[tuple[int, str, str, int]]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(
+                    SpawnSession.id,
+                    SpawnSession.username,
+                    SpawnSession.server_name,
+                    SpawnSession.started_ms,
+                ).where(SpawnSession.stopped_ms.is_(None))
+            )
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def _admit_found(self, server: HubServer) -> None:
+        """Admit a server found running without a session, charged from its own start time.
+
+        This is how a spawn let through while the service was down (``fail_open``) is paid for.
+        """
+        started = server.started_ms or self.clock()
+        with self.db.write() as session:
+            admission.admit(
+                session,
+                self.settings,
+                username=server.user,
+                project_slug=server.project,
+                profile_slug=server.profile or "",
+                server_name=server.name,
+                now_ms=started,
+            )
+
+    async def reconcile(self) -> None:
+        listed_at = self.clock()
+        try:
+            servers = {(s.user, s.name): s async for s in self.hub.active_servers()}
+        except HubUnavailable as error:
+            log.warning("Reconciliation skipped: %s", error)
+            return
+        sessions = await asyncio.to_thread(self._running_sessions)
+        known = {(user, name) for _, user, name, _ in sessions}
+        closed = 0
+        for session_id, user, name, started in sessions:
+            if (user, name) not in servers and started < listed_at - RECONCILE_GRACE_MS:
+                closed += await asyncio.to_thread(self._close, session_id, "reconciled")
+        unknown = [s for key, s in servers.items() if key not in known and s.pending != "spawn"]
+        for server in unknown:
+            await self._handle_unadmitted(server)
+        self.metrics.reconcile_drift.labels("sessions_closed").set(closed)
+        self.metrics.reconcile_drift.labels("servers_unadmitted").set(len(unknown))
+        if closed or unknown:
+            log.info(
+                "Reconciled: closed %d sessions without a server; %d servers without a session",
+                closed,
+                len(unknown),
+            )
+            self.state.marker = None
+
+    async def _handle_unadmitted(self, server: HubServer) -> None:
+        policy = self.settings.unadmitted_servers
+        if policy == "ignore":
+            return
+        if policy == "admit":
+            try:
+                await asyncio.to_thread(self._admit_found, server)
+                return
+            except SubsidyError as refusal:
+                log.warning(
+                    "Server %s/%s runs unadmitted and cannot be admitted: %s",
+                    server.user,
+                    server.name,
+                    refusal.message,
+                )
+        self.state.pending_hub_stops[(server.user, server.name)] = "unadmitted"
+        self.metrics.stops.labels("unadmitted").inc()
