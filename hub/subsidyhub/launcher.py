@@ -45,7 +45,12 @@ def proxy_command() -> list[str]:
 
 
 def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
-    """Fill a JupyterHub config from ``SUBSIDYHUB_*`` variables and ``subsidyhub.yaml``."""
+    """Fill a JupyterHub config from ``SUBSIDYHUB_*`` variables and ``subsidyhub.yaml``.
+
+    ``SUBSIDYHUB_KEEP_SERVERS=1`` leaves users' servers running when the hub stops, so a
+    restart on the same data directory finds them (and the GPUs they hold) again; by default
+    stopping the hub stops every server.
+    """
     settings = load_settings(environ.get("SUBSIDYHUB_CONFIG") or None)
     data_dir = Path(environ.get("SUBSIDYHUB_DATA_DIR") or settings.resolved_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +64,7 @@ def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
     c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
-    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_servers = environ.get("SUBSIDYHUB_KEEP_SERVERS", "") not in ("1", "true")
     c.JupyterHub.spawner_class = "subsidyhub.hubplugin.spawners.LocalGPUSpawner"
     c.LocalGPUSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
     c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
@@ -120,6 +125,7 @@ class Stack:
 
     process: subprocess.Popen[bytes]
     url: str
+    config: str | None = None
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -177,7 +183,7 @@ def start(
         stderr=log,
     )
     url = f"http://{'127.0.0.1' if ip in ('0.0.0.0', '') else ip}:{port}"
-    stack = Stack(process, url)
+    stack = Stack(process, url, config)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

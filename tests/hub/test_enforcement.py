@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import select
 
 from subsidyhub import launcher
-from subsidyhub.ledger import projects
+from subsidyhub.ledger import admission, projects
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.enforcement import REASON_EXHAUSTED, plan
 from subsidyhub.ledger.migrate import upgrade
@@ -143,3 +143,61 @@ def test_server_is_stopped_at_exhaustion_and_the_next_spawn_is_refused(
     assert again.status_code == 403
     assert "Project tiny has" in again.json()["message"]
     assert "of subsidy left; cpu-small needs" in again.json()["message"]
+
+
+def test_reconciliation_closes_ghost_sessions_and_stops_unadmitted_servers(
+    stack: tuple[launcher.Stack, Database],
+) -> None:
+    running, db = stack
+    alice = logged_in(running.url, "alice")
+    wait_for(
+        lambda: "" not in alice.get("/hub/api/user").json()["servers"], 30, "no server for alice"
+    )
+    config = load_settings(running.config)
+    with db.write() as session:
+        projects.add_allocation(
+            session,
+            "test",
+            "tiny",
+            amount_micro=parse_amount("100000"),
+            at_ms=now_ms(),
+            valid_from_ms=now_ms() - 60_000,
+        )
+        # A session whose server the hub never started (its stop was lost): a ghost.
+        ghost = admission.admit(
+            session,
+            config,
+            username="alice",
+            project_slug="tiny",
+            profile_slug="cpu-small",
+            server_name="ghost",
+            now_ms=now_ms() - 10_000,
+        ).session_id
+    assert alice.post("/hub/api/users/alice/server", json={"profile": "cpu-small"}).status_code in (
+        201,
+        202,
+    )
+    wait_for(
+        lambda: alice.get("/hub/api/user").json()["servers"].get("", {}).get("ready"),
+        60,
+        "the server to start",
+    )
+
+    def reason_of(session_id: int) -> str | None:
+        with db.read() as session:
+            return session.get(SpawnSession, session_id).stop_reason
+
+    assert wait_for(lambda: reason_of(ghost), 15, "the ghost session to be closed") == "reconciled"
+    # Now lose the real server's session: the server runs unadmitted and must be stopped.
+    with db.write() as session:
+        live = session.scalars(
+            select(SpawnSession).where(
+                SpawnSession.server_name == "", SpawnSession.stopped_ms.is_(None)
+            )
+        ).one()
+        admission.stop(session, live.id, now_ms=now_ms(), reason="lost")
+    wait_for(
+        lambda: "" not in alice.get("/hub/api/user").json()["servers"],
+        20,
+        "the unadmitted server to be stopped",
+    )

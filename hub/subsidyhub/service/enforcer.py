@@ -41,9 +41,9 @@ from subsidyhub.settings import Settings
 log = logging.getLogger("subsidyhub.enforcer")
 
 CHANGE_POLL_MS = 1000
-# A server the hub lists as starting may not have reached admission yet; sessions younger
-# than this are not closed for being absent from the hub's list.
-RECONCILE_GRACE_MS = 30_000
+# The hub lists a server as pending before its admission hook runs, so a session admitted
+# before the listing began is in the list; the margin covers clock skew between hosts.
+RECONCILE_GRACE_MS = 5_000
 
 
 @dataclass
