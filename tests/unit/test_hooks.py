@@ -22,13 +22,20 @@ from ..conftest import TEST_CONFIG
 def spawner(options: dict[str, str]) -> SimpleNamespace:
     """The attributes of a JupyterHub spawner the hook reads and writes."""
     return SimpleNamespace(
-        user=SimpleNamespace(name="alice"), name="", user_options=options, environment={}, _log_name="alice/"
+        user=SimpleNamespace(name="alice"),
+        name="",
+        user_options=options,
+        environment={},
+        _log_name="alice/",
     )
 
 
 def hooks(fail_open: bool) -> SubsidyHooks:
     settings = parse_settings(TEST_CONFIG | {"fail_open": fail_open}, "test")
-    return SubsidyHooks(settings, SubsidyClient(f"http://127.0.0.1:{free_port()}/services/subsidy/api/v1/", "t", timeout=2))
+    return SubsidyHooks(
+        settings,
+        SubsidyClient(f"http://127.0.0.1:{free_port()}/services/subsidy/api/v1/", "t", timeout=2),
+    )
 
 
 def count(result: str) -> float:
@@ -51,7 +58,9 @@ async def test_fail_open_lets_the_spawn_through_and_counts_it():
 
 
 def test_unknown_profile_and_option_are_refused_before_anything_starts():
-    with pytest.raises(SpawnException, match="No such profile: big. Options include: cpu-small, gpu-1, gpu-2"):
+    with pytest.raises(
+        SpawnException, match=r"No such profile: big\. Options include: cpu-small, gpu-1, gpu-2"
+    ):
         hooks(False).apply_user_options(spawner({}), {"profile": "big"})
     with pytest.raises(SpawnException, match="Unknown option image"):
         hooks(False).apply_user_options(spawner({}), {"profile": "cpu-small", "image": "x"})
