@@ -1,0 +1,59 @@
+"""What GET me shows of a project: thresholds crossed and the stop forecast."""
+
+from subsidyhub.ledger import admission, projects
+from subsidyhub.ledger.accounts import load_account
+from subsidyhub.ledger.metering import charge_until
+from subsidyhub.ledger.summary import project_summary
+
+from .helpers import HOUR, T0, make_project
+
+
+def summary_at(db, settings, at):
+    with db.read() as session:
+        project = projects.get_project(session, "demo")
+        member = projects.get_member(session, project, "alice")
+        return project_summary(
+            session,
+            settings,
+            project,
+            load_account(session, project, at),
+            member=member,
+            username="alice",
+        )
+
+
+def codes(summary):
+    return [w["code"] for w in summary["warnings"]]
+
+
+def test_warnings_follow_the_balance_down_to_a_stop_forecast(ledger_db, settings):
+    # 40.00 at 32.48/h (gpu-1 at 70%): 20% left after ~59 min, stop after ~73.9 min.
+    make_project(ledger_db, settings, amount="40")
+    with ledger_db.write() as session:
+        admission.admit(
+            session,
+            settings,
+            username="alice",
+            project_slug="demo",
+            profile_slug="gpu-1",
+            server_name="",
+            now_ms=T0,
+        )
+    assert codes(summary_at(ledger_db, settings, T0 + 60_000)) == []
+    charge_until(ledger_db, T0 + 60 * 60_000)
+    at_60 = summary_at(ledger_db, settings, T0 + 60 * 60_000)
+    assert codes(at_60) == ["below_20_percent", "stop_soon"]
+    assert at_60["warnings"][0]["message"] == (
+        "Project demo has less than 20% of its allocation left (HK$7.52 of HK$40.00)."
+    )
+    assert (
+        "Save your work: servers in project demo stop in 14 minutes"
+        in at_60["warnings"][1]["message"]
+    )
+    at_72 = summary_at(ledger_db, settings, T0 + 72 * 60_000)
+    assert codes(at_72)[0] == "below_5_percent" and at_72["warnings"][0]["level"] == "critical"
+    assert (
+        at_72["time_left_seconds"]
+        == (T0 + 40_000_000 * HOUR // 32_480_000 - (T0 + 72 * 60_000)) // 1000
+    )
+    assert codes(summary_at(ledger_db, settings, T0 + 80 * 60_000))[0] == "exhausted"
