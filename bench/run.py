@@ -1,8 +1,11 @@
 """``make bench``: run the benchmarks, write ``bench/results/latest.json`` and print a table.
 
 Each database gets a fresh store: SQLite in a temporary directory, PostgreSQL as a throwaway
-cluster (or ``SUBSIDYHUB_TEST_POSTGRES_URL``). ``--quick`` shrinks sizes for a smoke run;
-the figures reported in ``bench/README.md`` come from the full run.
+cluster (or ``SUBSIDYHUB_TEST_POSTGRES_URL``). On each, the ledger benchmarks
+(:mod:`bench.ledger_bench`) seed it and measure the tick and admission; then ``GET me``
+(:mod:`bench.me_bench`) is measured against the same seeded store through the real service
+and a real hub (``--skip-me`` leaves it out). ``--quick`` shrinks sizes and runs for a smoke
+run; the figures reported in ``bench/README.md`` come from the full run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import ledger_bench
+from bench import ledger_bench, me_bench
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.settings import Settings, parse_settings
 from subsidyhub.testing.postgres import ThrowawayPostgres, create_database
@@ -108,18 +111,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
+    parser.add_argument("--skip-me", action="store_true", help="leave out the GET me benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     users, history, repeats = (1000, 20_000, 3) if args.quick else (10_000, 1_000_000, 7)
+    plan = me_bench.QUICK if args.quick else me_bench.FULL
     settings = parse_settings(BENCH_CONFIG, "bench config")
     figures: dict[str, float] = {}
     began = time.time()
+    # Other work on the machine skews every figure; the 1-minute load says how much was running.
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="subsidyhub-bench-") as scratch:
         if args.only in (None, "sqlite"):
             url = f"sqlite:///{Path(scratch) / 'bench.sqlite'}"
             figures |= ledger_figures(
                 "sqlite", url, settings, users=users, history=history, repeats=repeats
             )
+            if not args.skip_me:
+                figures |= me_bench.me_figures(
+                    "sqlite", url, BENCH_CONFIG, plan=plan, scratch=Path(scratch)
+                )
         if args.only in (None, "postgres"):
             cluster = None
             admin = os.environ.get("SUBSIDYHUB_TEST_POSTGRES_URL")
@@ -131,17 +142,26 @@ def main(argv: list[str] | None = None) -> int:
                 figures |= ledger_figures(
                     "postgres", url, settings, users=users, history=history, repeats=repeats
                 )
+                if not args.skip_me:
+                    figures |= me_bench.me_figures(
+                        "postgres", url, BENCH_CONFIG, plan=plan, scratch=Path(scratch)
+                    )
             finally:
                 if cluster:
                     cluster.stop()
     if "admission_p99_ms_sqlite" in figures:
         figures["admission_p99_ms"] = figures["admission_p99_ms_sqlite"]
         figures["admissions_per_s"] = figures["admissions_per_s_sqlite"]
+    # The issue's GET me target is read on SQLite, the embedded default.
+    for name in me_bench.HEADLINE:
+        if f"{name}_sqlite" in figures:
+            figures[name] = figures[f"{name}_sqlite"]
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
         "quick": args.quick,
         "sizes": {"users": users, "history_charges": history, "repeats": repeats},
-        "machine": machine(),
+        "me_bench": None if args.skip_me else me_bench.plan_description(plan),
+        "machine": machine() | {"load_average_at_start": round(load_at_start, 2)},
         "figures": {k: round(v, 3) for k, v in sorted(figures.items())},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

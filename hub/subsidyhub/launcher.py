@@ -4,8 +4,11 @@ Starts JupyterHub with the embedded config (which starts the proxy and the subsi
 seeds the demo unless ``--no-demo``, prints the URL and how to log in, and on Ctrl-C or
 SIGTERM stops the hub, which stops the servers, the service and the proxy. Internal ports
 (proxy API, hub API, service) are picked free at start so several stacks can run side by side
-(the tests do). The same :func:`apply_embedded_config` is what the hub loads, so what ``up``
-promises is what the hub does.
+(the tests do). ``SUBSIDYHUB_KEEP_SERVERS=1`` leaves users' servers running when the hub stops,
+and ``SUBSIDYHUB_HUB_API_PORT`` pins the hub API's port: together they let a restart on the same
+data directory find the servers (and the GPUs they hold) again, reachable, since a server talks
+to the hub API URL it was started with. The same :func:`apply_embedded_config` is what the hub
+loads, so what ``up`` promises is what the hub does.
 """
 
 from __future__ import annotations
@@ -44,12 +47,11 @@ def proxy_command() -> list[str]:
     return [str(local)] if local.exists() else ["configurable-http-proxy"]
 
 
-def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
-    """Fill a JupyterHub config from ``SUBSIDYHUB_*`` variables and ``subsidyhub.yaml``.
+def apply_platform_config(c: Any, environ: Mapping[str, str]) -> tuple[Settings, Path, set[str]]:
+    """The hub, proxy, spawner and login of the embedded default, without SubsidyHub's hooks.
 
-    ``SUBSIDYHUB_KEEP_SERVERS=1`` leaves users' servers running when the hub stops, so a
-    restart on the same data directory finds them (and the GPUs they hold) again; by default
-    stopping the hub stops every server.
+    The benchmarks run this alone as the baseline hub that SubsidyHub's overhead is measured
+    against; :func:`apply_embedded_config` adds the service, hooks, form and roles on top.
     """
     settings = load_settings(environ.get("SUBSIDYHUB_CONFIG") or None)
     data_dir = Path(environ.get("SUBSIDYHUB_DATA_DIR") or settings.resolved_data_dir()).resolve()
@@ -75,9 +77,17 @@ def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
     c.SharedPasswordAuthenticator.user_password = environ.get(
         "SUBSIDYHUB_DEMO_PASSWORD"
     ) or secrets.token_urlsafe(12)
+    # Admins log in with their own, longer password (JupyterHub requires 32+ characters).
+    c.SharedPasswordAuthenticator.admin_password = environ.get("SUBSIDYHUB_ADMIN_PASSWORD") or None
     c.Authenticator.allow_all = True
     admins = {a for a in environ.get("SUBSIDYHUB_ADMIN_USERS", DEMO_ADMIN).split(",") if a}
     c.Authenticator.admin_users = admins
+    return settings, data_dir, admins
+
+
+def apply_embedded_config(c: Any, environ: Mapping[str, str]) -> None:
+    """Fill a JupyterHub config from ``SUBSIDYHUB_*`` variables and ``subsidyhub.yaml``."""
+    settings, data_dir, admins = apply_platform_config(c, environ)
     plan = HubPlan(
         service_url=f"http://127.0.0.1:{environ.get('SUBSIDYHUB_SERVICE_PORT', '10101')}",
         service_token=environ.get("SUBSIDYHUB_SERVICE_TOKEN") or secrets.token_hex(32),
@@ -126,6 +136,7 @@ class Stack:
     process: subprocess.Popen[bytes]
     url: str
     config: str | None = None
+    admin_password: str = ""
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -147,11 +158,21 @@ def start(
     demo: bool,
     password: str,
     quiet: bool = False,
+    hub_config: Path = HUB_CONFIG,
 ) -> Stack:
-    """Migrate, seed, start the hub; returns once the hub answers (or raises)."""
+    """Migrate, seed, start the hub; returns once the hub answers (or raises).
+
+    ``hub_config`` is the JupyterHub config file to run: the embedded default, or for the
+    benchmarks' baseline one that applies :func:`apply_platform_config` alone.
+    """
     if len(password) < 8:
         raise LaunchError(
             f"SUBSIDYHUB_DEMO_PASSWORD is {len(password)} characters; JupyterHub needs at least 8"
+        )
+    admin_password = os.environ.get("SUBSIDYHUB_ADMIN_PASSWORD") or secrets.token_urlsafe(24)
+    if len(admin_password) < 32 or admin_password == password:
+        raise LaunchError(
+            "SUBSIDYHUB_ADMIN_PASSWORD must be at least 32 characters and differ from the user password"
         )
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -166,24 +187,25 @@ def start(
         "SUBSIDYHUB_DATA_DIR": str(data_dir),
         "SUBSIDYHUB_PORT": str(port),
         "SUBSIDYHUB_IP": ip,
-        "SUBSIDYHUB_HUB_API_PORT": str(free_port()),
+        "SUBSIDYHUB_HUB_API_PORT": os.environ.get("SUBSIDYHUB_HUB_API_PORT") or str(free_port()),
         "SUBSIDYHUB_PROXY_API_PORT": str(free_port()),
         "SUBSIDYHUB_SERVICE_PORT": str(free_port()),
         "SUBSIDYHUB_SERVICE_TOKEN": secrets.token_hex(32),
         "SUBSIDYHUB_DEMO_PASSWORD": password,
+        "SUBSIDYHUB_ADMIN_PASSWORD": admin_password,
     }
     if config:
         env["SUBSIDYHUB_CONFIG"] = str(Path(config).resolve())
     log = None if not quiet else open(data_dir / "jupyterhub.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+        [sys.executable, "-m", "jupyterhub", "-f", str(hub_config)],
         cwd=data_dir,
         env=env,
         stdout=log,
         stderr=log,
     )
     url = f"http://{'127.0.0.1' if ip in ('0.0.0.0', '') else ip}:{port}"
-    stack = Stack(process, url, config)
+    stack = Stack(process, url, config, admin_password)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -214,6 +236,7 @@ def run_foreground(*, config: str | None, data_dir: Path, port: int, ip: str, de
         else "  log in with any user name"
     )
     print(f"  password: {password}")
+    print(f"  {DEMO_ADMIN}'s password: {stack.admin_password}")
     if demo:
         print(
             f"  project {DEMO_PROJECT}: {format_money(parse_amount(DEMO_AMOUNT), settings.currency)} of subsidy"

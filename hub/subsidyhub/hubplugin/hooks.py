@@ -68,15 +68,16 @@ class SubsidyHooks:
     async def pre_spawn(self, spawner: Any) -> None:
         options = spawner.user_options
         profile = self.profile_slug(options)
-        check_gpus = getattr(spawner, "check_gpus_free", None)
-        if check_gpus is not None:
-            check_gpus(profile)
+        reserve = getattr(spawner, "reserve_gpus", None)
+        if reserve is not None:
+            reserve(profile)
         try:
             admitted = await self.client.admit(
                 spawner.user.name, spawner.name, profile, options.get("project")
             )
         except ServiceRefused as refusal:
             SPAWN_CHECKS.labels("refused").inc()
+            self._release(spawner)
             raise SpawnException(
                 refusal.message, reason=refusal.reason, status_code=refusal.status
             ) from None
@@ -90,6 +91,7 @@ class SubsidyHooks:
                 )
                 return
             SPAWN_CHECKS.labels("unavailable").inc()
+            self._release(spawner)
             log.error("Subsidy service unreachable for %s: %s", spawner._log_name, error)
             raise SpawnException(
                 UNAVAILABLE, reason="service_unavailable", status_code=503
@@ -100,6 +102,12 @@ class SubsidyHooks:
             "SUBSIDYHUB_PROJECT": admitted["project"],
             "SUBSIDYHUB_PROFILE": profile,
         }
+
+    @staticmethod
+    def _release(spawner: Any) -> None:
+        release = getattr(spawner, "release_gpus", None)
+        if release is not None:
+            release()
 
     async def post_stop(self, spawner: Any) -> None:
         try:

@@ -51,15 +51,23 @@ class LocalGPUSpawner(SimpleLocalProcessSpawner):
         """GPUs the chosen profile needs; the profile was validated by the admission hook."""
         return self.profile_gpu_counts.get(self.user_options.get("profile", ""), 0)
 
-    def check_gpus_free(self, profile: str) -> None:
-        """Refuse before admission when the pool cannot serve the profile (no charge, clear reason)."""
+    def reserve_gpus(self, profile: str) -> None:
+        """Take the profile's GPUs before admission, so two racing spawns cannot both pass.
+
+        Raises a ``SpawnException`` naming the holders when too few are free; the admission
+        hook calls :meth:`release_gpus` if the service then refuses the spawn.
+        """
         needed = self.profile_gpu_counts.get(profile, 0)
-        if needed and len(self.pool.free()) < needed:
-            try:
-                self.pool.assign(self.owner, needed)
-            except PoolExhausted as error:
-                raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
-            self.pool.release(self.owner)
+        if not needed:
+            return
+        try:
+            self.assigned_gpus = self.pool.assign(self.owner, needed)
+        except PoolExhausted as error:
+            raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
+
+    def release_gpus(self) -> None:
+        self.pool.release(self.owner)
+        self.assigned_gpus = []
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
@@ -99,11 +107,9 @@ class LocalGPUSpawner(SimpleLocalProcessSpawner):
         try:
             return await super().start()
         except BaseException:
-            self.pool.release(self.owner)
-            self.assigned_gpus = []
+            self.release_gpus()
             raise
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
-        self.pool.release(self.owner)
-        self.assigned_gpus = []
+        self.release_gpus()

@@ -1,0 +1,75 @@
+"""Exclusive GPUs: two spawns race for the one GPU of the pool; one gets it, one is told why.
+
+Both spawns are sent at once, so the loser may be stopped by the hub plugin's pre-spawn check
+(the GPU is already taken) or, when both pass it, by the pool itself when the spawner starts;
+either way it must fail with the message naming the holder, and leave no running session.
+
+Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
+subsidy service as a managed service, ``LocalGPUSpawner``, real JupyterLab servers). The pool
+is declared in the config (``local.gpus: ["0"]``); no GPU exists on the test machines, so the
+GPU is an id handed out exclusively, and the proof that the server got it is
+``CUDA_VISIBLE_DEVICES=0`` in the server process's environment (read from ``/proc`` with the
+pid the hub saved in the spawner's state, next to the GPUs it holds).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from .helpers import HubStack, HubUser, process_environment, service_get
+
+pytestmark = pytest.mark.hub
+
+
+def refusal_message(user: HubUser, response: httpx.Response) -> str:
+    """Why a spawn did not happen: the API's error, or, when the API had answered 202 (spawn
+    under way) before the spawn failed, the failure event of the hub's progress stream."""
+    if response.status_code >= 400:
+        return str(response.json()["message"])
+    return user.spawn_failure()
+
+
+def test_two_gpu_spawns_on_one_gpu_one_starts_the_other_is_refused_naming_the_holder(
+    hub: HubStack, alice: HubUser, bob: HubUser
+) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        answers = dict(
+            zip(
+                (alice, bob),
+                pool.map(lambda user: user.start_server("gpu-1"), (alice, bob)),
+                strict=True,
+            )
+        )
+    started = [user for user, answer in answers.items() if answer.status_code in (201, 202)]
+    assert started, {user.name: answer.text for user, answer in answers.items()}
+    # A 202 only says the spawn is under way: wait for whichever comes up.
+    ready = []
+    for user in started:
+        try:
+            user.wait_ready()
+            ready.append(user)
+        except AssertionError:
+            pass
+    assert len(ready) == 1, f"exactly one GPU spawn should succeed, got {[u.name for u in ready]}"
+    [holder] = ready
+    [refused] = [user for user in (alice, bob) if user is not holder]
+
+    message = refusal_message(refused, answers[refused])
+    assert "All GPUs of this machine are in use" in message
+    assert f"GPU 0: {holder.name}" in message
+    assert refused.server() is None
+
+    state = hub.spawner_state(holder.name)
+    assert state["gpus"] == ["0"]
+    environment = process_environment(hub.server_process(holder.name)[0])
+    assert environment["CUDA_VISIBLE_DEVICES"] == "0"
+    assert environment["SUBSIDYHUB_PROFILE"] == "gpu-1"
+
+    # The refused spawn left nothing running in the ledger: nobody pays for it.
+    me = service_get(hub, "me", refused.new_token()).json()
+    assert me["sessions"] == []
+    holder_me = service_get(hub, "me", holder.new_token()).json()
+    assert [(s["profile"], s["gpu_count"]) for s in holder_me["sessions"]] == [("gpu-1", 1)]

@@ -1,0 +1,67 @@
+"""A spawn the policy refuses answers with the service's message, not a bare status.
+
+Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
+subsidy service as a managed service, ``LocalGPUSpawner``) and the ``subsidyhub admin`` CLI,
+run as a separate process on the stack's SQLite ledger. Each case sets the ledger up through
+the CLI (a project whose balance is tiny; a project whose quota allows CPU profiles only),
+then a member spawns through the hub's REST API. Proves that the hub's ``pre_spawn`` hook
+turns the service's refusal into the API's error with the readable message, that the spawn
+page shows the same reason on the disabled profile, and that no server is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .helpers import HubStack, HubUser, service_get
+
+pytestmark = pytest.mark.hub
+
+
+@pytest.fixture
+def member(hub: HubStack, request: pytest.FixtureRequest) -> Iterator[HubUser]:
+    """A user named after the test, alone in a project of the same name."""
+    name = request.node.name.removeprefix("test_").replace("_", "-")[:30].strip("-")
+    hub.admin("project", "create", name, "--name", f"Project {name}")
+    hub.admin("member", "add", name, name)
+    user = HubUser(hub, name)
+    try:
+        yield user
+    finally:
+        user.stop_server()
+        user.close()
+
+
+def test_tiny_balance(hub: HubStack, member: HubUser) -> None:
+    hub.admin("allocate", member.name, "0.05")
+
+    response = member.start_server("cpu-small")
+
+    # 15 minutes of cpu-small's subsidy (0.98/h) is 0.245: more than the project has.
+    assert response.status_code == 403, response.text
+    message = response.json()["message"]
+    assert message.startswith(f"Project {member.name} has HK$0.05 of subsidy left")
+    assert "cpu-small needs HK$0.24" in message and "top up" in message
+    assert member.server() is None
+    me = service_get(hub, "me", member.new_token()).json()
+    assert me["sessions"] == []
+
+
+def test_quota_cpu_only(hub: HubStack, member: HubUser) -> None:
+    hub.admin("allocate", member.name, "100")
+    hub.admin("quota", "set", member.name, "--profiles", "cpu-small")
+
+    response = member.start_server("gpu-1")
+
+    assert response.status_code == 403, response.text
+    message = response.json()["message"]
+    assert message == f"Profile gpu-1 is not allowed in project {member.name}; allowed: cpu-small."
+    assert member.server() is None
+
+    # The spawn page says the same before anyone tries: the profile is disabled, with the reason.
+    page = member.http.get("/hub/spawn").text
+    card = page.split('data-profile="gpu-1"', 1)[1].split("</label>", 1)[0]
+    assert 'value="gpu-1" disabled' in card
+    assert f'<div class="sh-reason">{message}</div>' in card
