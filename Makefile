@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 up: install
+	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
 
 test: install

@@ -17,10 +17,11 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from conftest import TEST_CONFIG
 from subsidyhub.cli import app
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import Base
+
+from ..conftest import TEST_CONFIG
 
 ACTOR = "tester"
 CLI_ENV = {"SUBSIDYHUB_ACTOR": ACTOR, "SUBSIDYHUB_CONFIG": None}
