@@ -31,11 +31,11 @@ from sqlalchemy import select
 
 from subsidyhub import launcher
 from subsidyhub.ledger import projects
-from subsidyhub.ledger.accounts import load_account
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.ledger.models import SpawnSession
-from subsidyhub.money import parse_amount
+from subsidyhub.ledger.pricing import subsidy_rate_per_hour
+from subsidyhub.money import MS_PER_HOUR, parse_amount
 from subsidyhub.netutil import free_port
 from subsidyhub.settings import load_settings
 
@@ -55,6 +55,7 @@ CONFIG: dict[str, Any] = {
     "local": {"gpus": []},
 }
 PASSWORD = secrets.token_urlsafe(12)
+FUNDS_MICRO = parse_amount("28")  # 20 seconds at 1.40/s: the server starts before it runs out
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -206,10 +207,7 @@ def measure_enforcement(
         for user in users:
             at = now_ms()
             projects.create_project(session, settings, "bench", slug=user, name=user, at_ms=at)
-            # 14.00 at 1.40/s: ten seconds, enough for the server to start.
-            projects.add_allocation(
-                session, "bench", user, amount_micro=parse_amount("14"), at_ms=at
-            )
+            projects.add_allocation(session, "bench", user, amount_micro=FUNDS_MICRO, at_ms=at)
             projects.set_member(session, "bench", user, user, at_ms=at)
     predicted: dict[str, int] = {}
     for user in users:
@@ -222,19 +220,16 @@ def measure_enforcement(
                 f"spawn of {user} answered {response.status_code}: {response.text[:200]}"
             )
     with db.read() as session:
-        rows = session.execute(
-            select(SpawnSession.username, SpawnSession.id).where(
-                SpawnSession.username.in_(users), SpawnSession.stopped_ms.is_(None)
-            )
+        sessions = session.scalars(
+            select(SpawnSession).where(SpawnSession.username.in_(users))
         ).all()
-        for user in users:
-            exhaustion = load_account(
-                session, projects.get_project(session, user), now_ms()
-            ).exhaustion_ms
-            if exhaustion is None:
-                raise RuntimeError(f"{user}'s project has no predicted exhaustion")
-            predicted[user] = exhaustion
-    ids = dict(rows)
+    if len(sessions) != len(users):
+        raise RuntimeError(f"expected {len(users)} admitted sessions, found {len(sessions)}")
+    # One session on one allocation: the instant its subsidy runs out, as the ledger predicts it.
+    for row in sessions:
+        burn = subsidy_rate_per_hour(row.list_rate_micro, row.subsidy_bp)
+        predicted[row.username] = row.started_ms + FUNDS_MICRO * MS_PER_HOUR // burn
+    ids = {row.username: row.id for row in sessions}
 
     def all_stopped() -> list[int] | None:
         with db.read() as session:

@@ -4,7 +4,9 @@ Each database gets a fresh store: SQLite in a temporary directory, PostgreSQL as
 cluster (or ``SUBSIDYHUB_TEST_POSTGRES_URL``). On each, the ledger benchmarks
 (:mod:`bench.ledger_bench`) seed it and measure the tick and admission; then ``GET me``
 (:mod:`bench.me_bench`) is measured against the same seeded store through the real service
-and a real hub (``--skip-me`` leaves it out). ``--quick`` shrinks sizes and runs for a smoke
+and a real hub (``--skip-me`` leaves it out). Last, :mod:`bench.hub_bench` compares spawn
+throughput of the SubsidyHub stack with a plain hub and measures enforcement lateness
+(``--skip-hub`` leaves it out). ``--quick`` shrinks sizes and runs for a smoke
 run; the figures reported in ``bench/README.md`` come from the full run.
 """
 
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import ledger_bench, me_bench
+from bench import hub_bench, ledger_bench, me_bench
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.settings import Settings, parse_settings
 from subsidyhub.testing.postgres import ThrowawayPostgres, create_database
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
     parser.add_argument("--skip-me", action="store_true", help="leave out the GET me benchmark")
+    parser.add_argument(
+        "--skip-hub", action="store_true", help="leave out the hub spawn and enforcement benchmark"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     users, history, repeats = (1000, 20_000, 3) if args.quick else (10_000, 1_000_000, 7)
@@ -149,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 if cluster:
                     cluster.stop()
+    if not args.skip_hub:
+        figures |= hub_bench.measure_spawns(
+            users_count=3 if args.quick else 10, rounds=1 if args.quick else 3
+        )
     if "admission_p99_ms_sqlite" in figures:
         figures["admission_p99_ms"] = figures["admission_p99_ms_sqlite"]
         figures["admissions_per_s"] = figures["admissions_per_s_sqlite"]
