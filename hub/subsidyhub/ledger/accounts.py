@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.models import Allocation, Charge, Hold, Project, SpawnSession
@@ -35,6 +35,12 @@ class Drawable(Protocol):
 
 class Overdrawable(Protocol):
     overdraft_micro: int
+
+
+class Accountable(Overdrawable, Protocol):
+    """What an account needs of a project: an ORM row or a plain row of a read."""
+
+    id: int
 
 
 def is_active(allocation: Drawable, at_ms: int) -> bool:
@@ -169,54 +175,64 @@ def predict_exhaustion(
     return clock
 
 
-def running_sessions(
-    session: Session, project_ids: Sequence[int]
-) -> dict[int, list[RunningSession]]:
-    rows = session.execute(
-        select(
-            SpawnSession.project_id,
-            SpawnSession.id,
-            SpawnSession.username,
-            SpawnSession.server_name,
-            SpawnSession.profile_slug,
-            SpawnSession.gpu_count,
-            SpawnSession.list_rate_micro,
-            SpawnSession.subsidy_bp,
-            SpawnSession.started_ms,
-            SpawnSession.charged_until_ms,
-            SpawnSession.charged_subsidy_micro,
-            SpawnSession.max_stop_ms,
-            Hold.amount_micro,
-            Hold.released_ms,
-        )
-        .outerjoin(Hold, Hold.session_id == SpawnSession.id)
-        .where(SpawnSession.project_id.in_(project_ids), SpawnSession.stopped_ms.is_(None))
+# Built once: running sessions of some projects, each with its open hold's amount.
+RUNNING_SESSIONS = (
+    select(
+        SpawnSession.project_id,
+        SpawnSession.id,
+        SpawnSession.username,
+        SpawnSession.server_name,
+        SpawnSession.profile_slug,
+        SpawnSession.gpu_count,
+        SpawnSession.list_rate_micro,
+        SpawnSession.subsidy_bp,
+        SpawnSession.started_ms,
+        SpawnSession.charged_until_ms,
+        SpawnSession.charged_subsidy_micro,
+        SpawnSession.max_stop_ms,
+        Hold.amount_micro,
+        Hold.released_ms,
     )
+    .outerjoin(Hold, Hold.session_id == SpawnSession.id)
+    .where(
+        SpawnSession.project_id.in_(bindparam("project_ids", expanding=True)),
+        SpawnSession.stopped_ms.is_(None),
+    )
+)
+
+
+def running_session_from_row(row: Any) -> RunningSession:
+    """A :class:`RunningSession` from a row with the session's columns and its hold's
+    ``amount_micro`` and ``released_ms`` (``None`` when it has no hold)."""
+    hold = row.amount_micro if row.amount_micro is not None and row.released_ms is None else 0
+    return RunningSession(
+        row.id,
+        row.username,
+        row.server_name,
+        row.profile_slug,
+        row.gpu_count,
+        row.list_rate_micro,
+        row.subsidy_bp,
+        row.started_ms,
+        row.charged_until_ms,
+        row.charged_subsidy_micro,
+        row.max_stop_ms,
+        hold,
+    )
+
+
+def running_sessions(
+    session: Session | Connection, project_ids: Sequence[int]
+) -> dict[int, list[RunningSession]]:
     out: dict[int, list[RunningSession]] = {pid: [] for pid in project_ids}
-    for row in rows:
-        hold = row.amount_micro if row.amount_micro is not None and row.released_ms is None else 0
-        out[row.project_id].append(
-            RunningSession(
-                row.id,
-                row.username,
-                row.server_name,
-                row.profile_slug,
-                row.gpu_count,
-                row.list_rate_micro,
-                row.subsidy_bp,
-                row.started_ms,
-                row.charged_until_ms,
-                row.charged_subsidy_micro,
-                row.max_stop_ms,
-                hold,
-            )
-        )
+    for row in session.execute(RUNNING_SESSIONS, {"project_ids": list(project_ids)}):
+        out[row.project_id].append(running_session_from_row(row))
     return out
 
 
 def compute_account(
-    project: Project,
-    allocations: Sequence[Allocation],
+    project: Accountable,
+    allocations: Sequence[Drawable],
     sessions: Sequence[RunningSession],
     now_ms: int,
 ) -> Account:

@@ -19,7 +19,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    any_,
+    bindparam,
+    cast,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -52,6 +63,7 @@ class ChargeLine(NamedTuple):
 
 
 CHARGE_COLUMNS = ChargeLine._fields
+_VARYING = tuple(name for name in CHARGE_COLUMNS if name not in ("kind", "created_ms"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,17 @@ def owed_between(
     return Owed(rows, done_list, done_subsidy)
 
 
+def _member_of(
+    column: ColumnElement[int], ids: list[int], connection: Connection
+) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL as ``= ANY(array)``: one parameter, not thousands."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(
+            cast(bindparam(None, list(ids), type_=ARRAY(BigInteger)), ARRAY(BigInteger))
+        )
+    return column.in_(ids)
+
+
 @dataclass(slots=True)
 class _AllocationRow:
     id: int
@@ -135,7 +158,7 @@ def draw_for_projects(
         return
     ids = sorted(draws)
     project_query = select(_PROJECTS.c.id, _PROJECTS.c.overdraft_micro).where(
-        _PROJECTS.c.id.in_(ids)
+        _member_of(_PROJECTS.c.id, ids, connection)
     )
     allocation_query = select(
         _ALLOCATIONS.c.project_id,
@@ -144,7 +167,7 @@ def draw_for_projects(
         _ALLOCATIONS.c.drawn_micro,
         _ALLOCATIONS.c.valid_from_ms,
         _ALLOCATIONS.c.valid_until_ms,
-    ).where(_ALLOCATIONS.c.project_id.in_(ids))
+    ).where(_member_of(_ALLOCATIONS.c.project_id, ids, connection))
     if lock:
         project_query = project_query.order_by(_PROJECTS.c.id).with_for_update()
         allocation_query = allocation_query.order_by(_ALLOCATIONS.c.id).with_for_update()
@@ -205,21 +228,14 @@ def _bulk_write(
     """
     names = ", ".join(CHARGE_COLUMNS)
     if connection.dialect.name == "postgresql":
-        types = (
-            "bigint",
-            "bigint",
-            "varchar",
-            "bigint",
-            "bigint",
-            "bigint",
-            "bigint",
-            "bigint",
-            "bigint",
-        )
-        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        # Every line of one write is a usage line created at ``until_ms``: those two columns
+        # are constants, the rest travel as seven integer arrays.
+        columns = list(zip(*lines, strict=True))
+        arrays = [list(columns[CHARGE_COLUMNS.index(name)]) for name in _VARYING]
         connection.exec_driver_sql(
-            f"INSERT INTO charges ({names}) SELECT * FROM unnest({arrays})",
-            tuple(list(c) for c in zip(*lines, strict=True)),
+            f"INSERT INTO charges ({', '.join(_VARYING)}, kind, created_ms) "
+            f"SELECT *, 'usage', %s FROM unnest({', '.join(['%s::bigint[]'] * len(_VARYING))})",
+            (until_ms, *arrays),
         )
         ids, lists, subsidies = (list(c) for c in zip(*advances, strict=True))
         connection.exec_driver_sql(
@@ -284,13 +300,13 @@ def _charge_batch(connection: Connection, until_ms: int, batch_size: int, is_pos
         project_ids = sorted({row.project_id for row in rows})
         connection.execute(
             select(_PROJECTS.c.id)
-            .where(_PROJECTS.c.id.in_(project_ids))
+            .where(_member_of(_PROJECTS.c.id, project_ids, connection))
             .order_by(_PROJECTS.c.id)
             .with_for_update()
         )
         rows = connection.execute(
             select(*_DUE_COLUMNS)
-            .where(_SESSIONS.c.id.in_([row.id for row in rows]), *due)
+            .where(_member_of(_SESSIONS.c.id, [row.id for row in rows], connection), *due)
             .order_by(_SESSIONS.c.id)
             .with_for_update()
         ).all()

@@ -7,13 +7,14 @@ CLI. Amounts are decimal strings; times are ISO 8601 UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.accounts import Account
-from subsidyhub.ledger.admission import effective_quota, member_gpu_ms_week
+from subsidyhub.ledger.admission import WEEK_MS, effective_quota, member_gpu_ms_week
 from subsidyhub.ledger.models import Member, Project
 from subsidyhub.ledger.projects import ms_to_hours
 from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
@@ -21,7 +22,7 @@ from subsidyhub.settings import Settings
 from subsidyhub.timeutil import iso
 
 
-def warnings_for(settings: Settings, project: Project, account: Account) -> list[dict[str, Any]]:
+def warnings_for(settings: Settings, project: Any, account: Account) -> list[dict[str, Any]]:
     """The most severe balance threshold crossed, and a stop forecast when it is near."""
     found: list[dict[str, Any]] = []
     currency = settings.currency
@@ -80,6 +81,31 @@ def project_summary(
     username: str | None = None,
 ) -> dict[str, Any]:
     """The project as ``GET me`` shows it; with ``username``, that member's quota use too."""
+    week_ms = (
+        member_gpu_ms_week(session, project.id, username, account.at_ms)
+        if username is not None
+        else 0
+    )
+    return summarise_project(
+        settings, project, account, member=member, username=username, gpu_ms_week=week_ms
+    )
+
+
+def summarise_project(
+    settings: Settings,
+    project: Any,
+    account: Account,
+    *,
+    member: Any = None,
+    username: str | None = None,
+    gpu_ms_week: int = 0,
+) -> dict[str, Any]:
+    """:func:`project_summary` from facts already read, without a query.
+
+    ``project`` and ``member`` are ORM rows or plain rows with the same columns;
+    ``gpu_ms_week`` is the member's GPU use in the last 7 days (see :func:`gpu_ms_in_week`),
+    shown only with ``username``.
+    """
     quota = effective_quota(project, member)
     time_left = account.time_left_ms
     summary: dict[str, Any] = {
@@ -122,9 +148,27 @@ def project_summary(
         "warnings": warnings_for(settings, project, account),
     }
     if username is not None:
-        week_ms = member_gpu_ms_week(session, project.id, username, account.at_ms)
         summary["usage"] = {
             "gpus_in_use": sum(s.gpu_count for s in account.sessions if s.username == username),
-            "gpu_hours_week": f"{(Decimal(week_ms) / 3_600_000).quantize(Decimal('0.01'))}",
+            "gpu_hours_week": f"{(Decimal(gpu_ms_week) / 3_600_000).quantize(Decimal('0.01'))}",
         }
     return summary
+
+
+def gpu_ms_in_week(sessions: Iterable[Any], now_ms: int) -> int:
+    """GPU-milliseconds that ``sessions`` held in the 7 days before ``now_ms``.
+
+    ``sessions`` have ``gpu_count``, ``started_ms`` and ``stopped_ms`` (``None`` while
+    running); pass one member's sessions in one project, as
+    :func:`~subsidyhub.ledger.admission.member_gpu_ms_week` selects them, and the result is
+    the same number.
+    """
+    window = now_ms - WEEK_MS
+    total = 0
+    for row in sessions:
+        stopped = row.stopped_ms
+        if row.gpu_count <= 0 or (stopped is not None and stopped <= window):
+            continue
+        end = now_ms if stopped is None else min(stopped, now_ms)
+        total += row.gpu_count * max(0, end - max(row.started_ms, window))
+    return total

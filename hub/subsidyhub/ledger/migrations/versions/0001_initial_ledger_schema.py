@@ -219,6 +219,7 @@ def upgrade() -> None:
             ["project_id"], ["projects.id"], name=op.f("fk_sessions_project_id_projects")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
+        postgresql_with={"fillfactor": 50},
     )
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.create_index(
