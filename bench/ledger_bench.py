@@ -8,6 +8,7 @@ the tick is also measured on an empty history so the ratio shows whether it stay
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import threading
@@ -235,6 +236,8 @@ def start_running(seeded: Seeded, count: int) -> None:
 def measure_tick(seeded: Seeded, running: int, repeats: int) -> float:
     """Median milliseconds of one metering tick (60 s of usage) over ``running`` sessions."""
     start_running(seeded, running)
+    gc.collect()
+    gc.freeze()  # as the service does after start (see subsidyhub.service.run)
     clock = seeded.now_ms
     timings = []
     for _ in range(repeats):
