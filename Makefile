@@ -7,9 +7,14 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null)" python3.12 python3.13 python3; do \
   [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; done)
 
-.PHONY: install up test lint format bench clean
+.PHONY: install up test lint format bench clean images-smoke-venv images-lock
 
-install: $(VENV)/.installed
+# The JupyterLab extension every user's server loads (built with npm by hatch-jupyter-builder).
+EXT := extensions/jupyterlab-subsidy
+EXT_SOURCES := $(EXT)/package.json $(EXT)/package-lock.json $(EXT)/pyproject.toml \
+  $(shell find $(EXT)/src $(EXT)/style $(EXT)/schema $(EXT)/jupyter-config $(EXT)/overrides -type f 2>/dev/null)
+
+install: $(VENV)/.installed $(VENV)/.extension
 
 $(VENV)/.installed: pyproject.toml
 	@[ -n "$(PYTHON)" ] || { echo "make install: Python 3.12 or newer is needed (set PYTHON=...)" >&2; exit 1; }
@@ -20,23 +25,51 @@ $(VENV)/.installed: pyproject.toml
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node configurable-http-proxy@5
 	touch $@
 
+$(VENV)/.extension: $(VENV)/.installed $(EXT_SOURCES)
+	$(BIN)/python -m pip install -q -e $(EXT)
+	touch $@
+
+# A Python 3.11 venv with CPU PyTorch + ONNX that runs images/tests/image_smoke on the host
+# (tests/images/test_smoke.py); 3.11 because that is the CPU torch build on the CI disk.
+SMOKE_VENV := $(VENV)/images-smoke
+SMOKE_PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.11.7 pyenv which python3.11 2>/dev/null)" python3.11; do \
+  [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
+
+images-smoke-venv: $(SMOKE_VENV)/.installed
+
+$(SMOKE_VENV)/.installed: images/tests/host-requirements.txt
+	@[ -n "$(SMOKE_PYTHON)" ] || { echo "images-smoke-venv: Python 3.11 is needed (set SMOKE_PYTHON=...)" >&2; exit 1; }
+	[ -x $(SMOKE_VENV)/bin/python ] || $(SMOKE_PYTHON) -m venv $(SMOKE_VENV)
+	$(SMOKE_VENV)/bin/python -m pip install -q -r images/tests/host-requirements.txt
+	touch $@
+
+# Re-lock the images' requirements after editing a requirements.in (needs uv; see images/README.md).
+images-lock:
+	cd images && for image in base pytorch edge; do \
+	  case $$image in base) ins="base/requirements.in";; pytorch) ins="base/requirements.in pytorch/requirements.in";; \
+	    edge) ins="base/requirements.in pytorch/requirements.in edge/requirements.in";; esac; \
+	  uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	    $$ins -o $$image/requirements.lock; done
+
 up: install
 	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
 
-test: install
+test: install images-smoke-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check hub tests bench
-	$(BIN)/ruff format --check hub tests bench
+	$(BIN)/ruff check hub tests bench images/tests $(EXT)/jupyterlab_subsidy
+	$(BIN)/ruff format --check hub tests bench images/tests $(EXT)/jupyterlab_subsidy
+	cd $(EXT) && npm run --silent lint
 
 format: install
-	$(BIN)/ruff check --fix hub tests bench
-	$(BIN)/ruff format hub tests bench
+	$(BIN)/ruff check --fix hub tests bench images/tests $(EXT)/jupyterlab_subsidy
+	$(BIN)/ruff format hub tests bench images/tests $(EXT)/jupyterlab_subsidy
+	cd $(EXT) && npm run --silent format
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(EXT)/node_modules $(EXT)/lib $(EXT)/jupyterlab_subsidy/labextension

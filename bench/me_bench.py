@@ -93,36 +93,60 @@ FULL = Plan()
 QUICK = Plan(seconds=2.0, low_seconds=2.0, warmup_seconds=1.0, repeats=1, running=100)
 
 
-def prepare_ledger(url: str, plan: Plan) -> list[str]:
-    """Start ``plan.running`` sessions on a seeded ledger; the members who will call ``me``."""
+def _ledger_facts(db: Database) -> tuple[list[str], list[str], int]:
+    """The seeded members, the projects, and the latest instant the ledger has charged to."""
+    with db.read() as session:
+        usernames = list(
+            session.scalars(
+                select(Member.username)
+                .where(Member.username.like("user%"))  # ledger_bench's members
+                .distinct()
+                .order_by(Member.username)
+            )
+        )
+        slugs = list(session.scalars(select(Project.slug).order_by(Project.slug)))
+        latest = max(
+            session.scalar(select(func.max(column))) or 0
+            for column in (
+                SpawnSession.started_ms,
+                SpawnSession.stopped_ms,
+                SpawnSession.charged_until_ms,
+            )
+        )
+    return usernames, slugs, latest
+
+
+def _running_and_callers(usernames: list[str], plan: Plan) -> tuple[int, list[str]]:
+    running = min(plan.running, len(usernames))
+    if running < 1:
+        raise RuntimeError("the ledger has no members to call GET me as; seed it first")
+    step = max(1, running // plan.callers)
+    return running, [usernames[i] for i in range(0, running, step)][: plan.callers]
+
+
+def caller_names(url: str, plan: Plan) -> list[str]:
+    """The members who will call ``me`` (the hub must know them before it starts)."""
     db = Database(url)
     try:
-        with db.read() as session:
-            usernames = list(
-                session.scalars(
-                    select(Member.username)
-                    .where(Member.username.like("user%"))  # ledger_bench's members
-                    .distinct()
-                    .order_by(Member.username)
-                )
-            )
-            slugs = list(session.scalars(select(Project.slug).order_by(Project.slug)))
-            latest = max(
-                session.scalar(select(func.max(column))) or 0
-                for column in (
-                    SpawnSession.started_ms,
-                    SpawnSession.stopped_ms,
-                    SpawnSession.charged_until_ms,
-                )
-            )
-        running = min(plan.running, len(usernames))
-        if running < 1:
-            raise RuntimeError("the ledger has no members to call GET me as; seed it first")
+        return _running_and_callers(_ledger_facts(db)[0], plan)[1]
+    finally:
+        db.dispose()
+
+
+def prepare_ledger(url: str, plan: Plan) -> list[str]:
+    """Start ``plan.running`` sessions on a seeded ledger; the members who will call ``me``.
+
+    Called once the service runs: its start-up reconciliation closes sessions that have no
+    server on the hub and are older than a few seconds, as it should in production.
+    """
+    db = Database(url)
+    try:
+        usernames, slugs, latest = _ledger_facts(db)
+        running, callers = _running_and_callers(usernames, plan)
         # Never before what the ledger bench's ticks already charged (their clock runs ahead).
         seeded = ledger_bench.Seeded(db, max(now_ms(), latest + 1), usernames, slugs)
         ledger_bench.start_running(seeded, running)
-        step = max(1, running // plan.callers)
-        return [usernames[i] for i in range(0, running, step)][: plan.callers]
+        return callers
     finally:
         db.dispose()
 
@@ -273,8 +297,8 @@ def me_figures(
     kind: str, url: str, config: dict[str, Any], *, plan: Plan, scratch: Path
 ) -> dict[str, float]:
     """Figures of ``GET me`` and the baseline against the ledger at ``url`` (already seeded)."""
-    callers = prepare_ledger(url, plan)
-    with service_with_hub(scratch, config, url, callers) as (service, tokens):
+    with service_with_hub(scratch, config, url, caller_names(url, plan)) as (service, tokens):
+        callers = prepare_ledger(url, plan)
         me_requests = [
             request_bytes(ME_PATH, service.port, {"Authorization": f"token {tokens[name]}"})
             for name in callers

@@ -20,15 +20,19 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from subsidyhub.catalog import Catalog, CatalogError, load_catalog
 from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
 
 CONFIG_ENV = "SUBSIDYHUB_CONFIG"
 DATA_DIR_ENV = "SUBSIDYHUB_DATA_DIR"
+# Wins over ``database_url``: deployments keep the URL (with its password) in a secret, not the file.
+DATABASE_URL_ENV = "SUBSIDYHUB_DATABASE_URL"
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
 
@@ -140,6 +144,99 @@ class Local(Strict):
     )
 
 
+class KubernetesGpuType(Strict):
+    """How one GPU type of ``prices.gpu`` is requested on Kubernetes."""
+
+    resource: str = Field(
+        "nvidia.com/gpu",
+        pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
+        description="Extended resource per GPU: nvidia.com/gpu, or a MIG slice such as nvidia.com/mig-1g.10gb.",
+    )
+    node_label_value: str | None = Field(
+        None,
+        description="Value of kubernetes.gpu_node_label on nodes with this GPU (e.g. NVIDIA-H800); unset: no node selector.",
+    )
+
+
+class Toleration(Strict):
+    key: str = Field(min_length=1, description="Taint key, e.g. nvidia.com/gpu.")
+    operator: Literal["Exists", "Equal"] = Field("Exists", description="Exists or Equal.")
+    value: str | None = Field(None, description="Taint value (operator Equal only).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        "NoSchedule", description="Taint effect; unset: every effect."
+    )
+
+
+class Kubernetes(Strict):
+    """Settings of ``backend: kubernetes`` (KubeSpawner; see docs/deploy-kubernetes.md)."""
+
+    namespace: str | None = Field(
+        None, description="Namespace of user pods; unset: the hub's own namespace."
+    )
+    image: str = Field(
+        "quay.io/jupyter/base-notebook:latest",
+        min_length=1,
+        description="Image of profiles that name none.",
+    )
+    gpu_node_label: str = Field(
+        "nvidia.com/gpu.product",
+        min_length=1,
+        description="Node label whose value selects the node pool of a GPU type.",
+    )
+    gpu_types: dict[Slug, KubernetesGpuType] = Field(
+        default_factory=dict, description="Resource and node label value per GPU type."
+    )
+    gpu_tolerations: tuple[Toleration, ...] = Field(
+        (Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
+        description="Tolerations GPU pods get (GPU nodes are usually tainted); CPU pods get none.",
+    )
+    cpu_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector of CPU-only profiles."
+    )
+    guarantee_fraction: Decimal = Field(
+        Decimal(1),
+        gt=0,
+        le=1,
+        description="CPU and memory guarantees as a share of the limits; 1 gives Guaranteed QoS.",
+    )
+    shm_fraction: Decimal = Field(
+        Decimal("0.5"),
+        ge=0,
+        le=1,
+        description="Size of the memory-backed /dev/shm as a share of the profile's memory; 0: none.",
+    )
+
+
+class Docker(Strict):
+    """Settings of ``backend: docker`` (DockerSpawner on one host; see docs/deploy-single-host.md)."""
+
+    image: str = Field(
+        "quay.io/jupyter/base-notebook:latest",
+        min_length=1,
+        description="Image of profiles that name none.",
+    )
+    gpus: tuple[str, ...] | None = Field(
+        None, description="Host GPU ids to hand out exclusively; unset: every GPU NVML finds."
+    )
+    network: str | None = Field(
+        None, description="Docker network the containers join to reach the hub; unset: bridge."
+    )
+    volume_template: str = Field(
+        "subsidyhub-user-{username}",
+        min_length=1,
+        description="Name of each user's volume; {username} and {servername} are expanded.",
+    )
+    home_path: str = Field(
+        "/home/jovyan", pattern=r"^/", description="Where the user's volume is mounted."
+    )
+    shm_fraction: Decimal = Field(
+        Decimal("0.5"),
+        ge=0,
+        le=1,
+        description="Size of /dev/shm as a share of the profile's memory; 0: Docker's default.",
+    )
+
+
 class Settings(Strict):
     currency: str = Field("HKD", pattern=r"^[A-Z]{3}$")
     subsidy_rate: FractionBP = Field(7000, description="Default subsidy share for new projects.")
@@ -148,10 +245,21 @@ class Settings(Strict):
     metering: Metering = Metering()
     prices: Prices = Prices()
     profiles: tuple[Profile, ...] = ()
+    image_catalog: Path | None = Field(
+        None,
+        description="Image catalog that profiles' `image` must name (relative to this file); unset: the one shipped with SubsidyHub.",
+    )
     defaults: Defaults = Defaults()
     local: Local = Local()
+    backend: Literal["local", "docker", "kubernetes"] = Field(
+        "local",
+        description="Where servers run: local processes, Docker containers, Kubernetes pods.",
+    )
+    kubernetes: Kubernetes = Kubernetes()
+    docker: Docker = Docker()
     unadmitted_servers: Literal["stop", "admit", "ignore"] = "stop"
     fail_open: bool = Field(False, description="Admit spawns when the service is unreachable.")
+    _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")
     @classmethod
@@ -173,6 +281,16 @@ class Settings(Strict):
                     f"profiles[{index}].gpus.type: {profile.gpus.type!r} has no price in "
                     f"prices.gpu; allowed: {allowed}"
                 )
+            if (
+                self.backend == "kubernetes"
+                and profile.gpus
+                and profile.gpus.type not in self.kubernetes.gpu_types
+            ):
+                raise ValueError(
+                    f"profiles[{index}].gpus.type: {profile.gpus.type!r} is not in "
+                    "kubernetes.gpu_types; backend kubernetes needs its resource and node label "
+                    "value there (see docs/deploy-kubernetes.md)"
+                )
         return self
 
     def profile(self, slug: str) -> Profile:
@@ -182,6 +300,16 @@ class Settings(Strict):
         options = ", ".join(p.slug for p in self.profiles) or "(none configured)"
         raise KeyError(f"No such profile: {slug}. Options include: {options}")
 
+    def profile_image(self, profile: Profile) -> str | None:
+        """The pull reference (``<registry>/<name>:<tag>``) of a profile's catalog image, if any.
+
+        Set by :func:`parse_settings`, which checked the image against the catalog.
+        """
+        if profile.image is None or self._catalog is None:
+            return profile.image
+        image = self._catalog.find(profile.image)
+        return self._catalog.reference(image) if image else profile.image
+
     def resolved_data_dir(self) -> Path:
         """``SUBSIDYHUB_DATA_DIR`` (what ``--data-dir`` sets), else ``data_dir``, else ./.subsidyhub."""
         if os.environ.get(DATA_DIR_ENV):
@@ -189,6 +317,9 @@ class Settings(Strict):
         return (self.data_dir or Path(".subsidyhub")).resolve()
 
     def resolved_database_url(self) -> str:
+        """``SUBSIDYHUB_DATABASE_URL``, else ``database_url``, else SQLite in the data dir."""
+        if os.environ.get(DATABASE_URL_ENV):
+            return os.environ[DATABASE_URL_ENV]
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir() / 'subsidyhub.sqlite'}"
@@ -210,7 +341,7 @@ def parse_settings(data: Any, source: str) -> Settings:
             source, "", "the file must hold a mapping of keys (currency:, prices:, …)"
         )
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
@@ -222,13 +353,39 @@ def parse_settings(data: Any, source: str) -> Settings:
         elif "input" in first and first["type"] not in ("missing",):
             message = f"{message} (got {first['input']!r})"
         raise ConfigError(source, key, message) from None
+    _check_profile_images(settings, source)
+    return settings
+
+
+def _check_profile_images(settings: Settings, source: str) -> None:
+    """Every profile's ``image`` must be a usable catalog image (not unknown, not retired).
+
+    Checked after the model so the catalog is only read when some profile names an image.
+    """
+    if not any(profile.image for profile in settings.profiles):
+        return
+    path = settings.image_catalog
+    if path is not None and not path.is_absolute() and Path(source).is_file():
+        path = Path(source).parent / path
+    try:
+        catalog = load_catalog(path)
+    except CatalogError as error:
+        raise ConfigError(source, "image_catalog", str(error)) from None
+    for index, profile in enumerate(settings.profiles):
+        if profile.image is None:
+            continue
+        try:
+            catalog.check_usable(profile.image, profile.gpu_type)
+        except ValueError as error:
+            raise ConfigError(source, f"profiles[{index}].image", str(error)) from None
+    settings._catalog = catalog
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> str:
     model: Any = Settings
     for part in loc:
-        if isinstance(part, int):
-            continue
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a mapping key (kubernetes.gpu_types.<type>)
         annotation = model.model_fields[part].annotation
         args = getattr(annotation, "__args__", ())
         model = next(

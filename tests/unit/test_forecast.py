@@ -24,6 +24,8 @@ M = 1_000_000
         (0, [(10 * M, 2 * H), (10 * M, None)], 10 * M, 2 * H),  # first drained before it expires
         (0, [(10 * M, H // 4)], 10 * M, H // 4),  # expires before drained: stops at window end
         (20 * M, [(10 * M, None)], 10 * M, 0),  # already overdrawn
+        (0, [(10 * M, None), (-6 * M, None)], 10 * M, 4 * H // 10),  # a correction is debt
+        (0, [(-6 * M, None), (10 * M, 3 * H)], 10 * M, 4 * H // 10),  # whatever its window
     ],
 )
 def test_predict_exhaustion(owed, remaining, rate, expected):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from subsidyhub.hubplugin.client import SubsidyClient
@@ -19,6 +20,7 @@ from subsidyhub.settings import Settings
 SERVICE_NAME = "subsidy"
 ADMIN_SCOPE = "custom:subsidy:admin"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
+TEMPLATES = Path(__file__).with_name("templates")
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,47 @@ def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: Subs
         c.LocalGPUSpawner.gpu_ids = list(settings.local.gpus)
 
 
+def update_templates(c: Any) -> None:
+    """The spawn page override (``templates/spawn.html``); a deployment's own paths win."""
+    paths = [p for p in _existing(c.JupyterHub.template_paths, list) if p != str(TEMPLATES)]
+    c.JupyterHub.template_paths = [*paths, str(TEMPLATES)]
+
+
+def update_server_environment(c: Any, plan: HubPlan) -> None:
+    """Tell single-user servers where the service is: jupyterlab-subsidy reads it from there.
+
+    ``JUPYTERHUB_API_URL`` is the hub's internal API, which does not route to services, and
+    ``JUPYTERHUB_PUBLIC_HUB_URL`` is empty unless ``JupyterHub.public_url`` is set; the
+    service's own URL is reachable from the servers the hub starts.
+    """
+    c.Spawner.environment = _existing(c.Spawner.environment, dict) | {
+        "SUBSIDYHUB_SERVICE_URL": plan.service_url.rstrip("/") + SERVICE_PREFIX
+    }
+
+
+def update_backend(c: Any, settings: Settings) -> None:
+    """Apply ``backend``: ``local`` keeps the deployment's spawner (the embedded default picks
+    LocalGPUSpawner), ``kubernetes`` and ``docker`` configure theirs from the profiles.
+
+    Imported on use: KubeSpawner and DockerSpawner are optional extras.
+    """
+    if settings.backend == "kubernetes":
+        from subsidyhub.hubplugin.kubernetes import update_kubernetes
+
+        update_kubernetes(c, settings)
+    elif settings.backend == "docker":
+        from subsidyhub.hubplugin.docker import update_docker
+
+        update_docker(c, settings)
+
+
 def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
     client = SubsidyClient(plan.api_url, plan.service_token)
     hooks = SubsidyHooks(settings, client)
     update_service(c, plan)
     update_roles(c, plan)
     update_spawner(c, settings, hooks, client)
+    update_backend(c, settings)
+    update_templates(c)
+    update_server_environment(c, plan)
     return hooks

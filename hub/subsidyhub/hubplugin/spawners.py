@@ -14,16 +14,25 @@ import os
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner, SpawnException
-from traitlets import Dict, Integer, List, Unicode, default
+from traitlets import Dict, HasTraits, Integer, List, Unicode, default
 
 from subsidyhub.hubplugin.gpus import GpuPool, PoolExhausted, discover_gpus, shared_pool
 
 
-class LocalGPUSpawner(SimpleLocalProcessSpawner):
+class ExclusiveGpus(HasTraits):
+    """GPUs from the host pool, held by one server: shared by the local and Docker spawners.
+
+    The admission hook calls :meth:`reserve_gpus` before asking the service and
+    :meth:`release_gpus` if it refuses; ``start`` assigns (idempotently) and ``stop`` releases.
+    The GPUs are kept in the spawner state and restored into the pool when the hub restarts
+    while the server still runs (:meth:`server_still_running`).
+    """
+
     gpu_ids = List(
         Unicode(),
         help="""GPU ids this host hands out, e.g. ["0", "1"]. Default: every GPU NVML finds
-        (none on a machine without an NVIDIA driver). Set from ``local.gpus`` in subsidyhub.yaml.""",
+        (none on a machine without an NVIDIA driver). Set from ``local.gpus`` or
+        ``docker.gpus`` in subsidyhub.yaml.""",
     ).tag(config=True)
 
     profile_gpu_counts = Dict(
@@ -45,45 +54,49 @@ class LocalGPUSpawner(SimpleLocalProcessSpawner):
 
     @property
     def owner(self) -> str:
-        return f"{self.user.name}/{self.name}"
+        return f"{self.user.name}/{self.name}"  # type: ignore[attr-defined]
 
-    def gpu_count(self) -> int:
-        """GPUs the chosen profile needs; the profile was validated by the admission hook."""
-        return self.profile_gpu_counts.get(self.user_options.get("profile", ""), 0)
+    def server_still_running(self) -> bool:
+        """Whether saved state points at a live server (a pid, a container id)."""
+        raise NotImplementedError
 
-    def reserve_gpus(self, profile: str) -> None:
-        """Take the profile's GPUs before admission, so two racing spawns cannot both pass.
-
-        Raises a ``SpawnException`` naming the holders when too few are free; the admission
-        hook calls :meth:`release_gpus` if the service then refuses the spawn.
-        """
+    def assign_gpus(self, profile: str) -> list[str]:
+        """Take the profile's GPUs (idempotent for this server); refuse naming the holders."""
         needed = self.profile_gpu_counts.get(profile, 0)
-        if not needed:
-            return
         try:
-            self.assigned_gpus = self.pool.assign(self.owner, needed)
+            self.assigned_gpus = self.pool.assign(self.owner, needed) if needed else []
         except PoolExhausted as error:
             raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
+        return list(self.assigned_gpus)
+
+    def reserve_gpus(self, profile: str) -> None:
+        """Take the profile's GPUs before admission, so two racing spawns cannot both pass."""
+        self.assign_gpus(profile)
 
     def release_gpus(self) -> None:
         self.pool.release(self.owner)
         self.assigned_gpus = []
 
     def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)
+        super().load_state(state)  # type: ignore[misc]
         self.assigned_gpus = list(state.get("gpus", []))
-        if self.assigned_gpus and self.pid:
+        if self.assigned_gpus and self.server_still_running():
             self.pool.restore(self.owner, self.assigned_gpus)
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state: dict[str, Any] = super().get_state()  # type: ignore[misc]
         if self.assigned_gpus:
             state["gpus"] = list(self.assigned_gpus)
         return state
 
     def clear_state(self) -> None:
-        super().clear_state()
+        super().clear_state()  # type: ignore[misc]
         self.assigned_gpus = []
+
+
+class LocalGPUSpawner(ExclusiveGpus, SimpleLocalProcessSpawner):
+    def server_still_running(self) -> bool:
+        return bool(self.pid)
 
     def get_args(self) -> list[str]:
         args = super().get_args()
@@ -98,12 +111,7 @@ class LocalGPUSpawner(SimpleLocalProcessSpawner):
         return env
 
     async def start(self) -> Any:
-        try:
-            self.assigned_gpus = (
-                self.pool.assign(self.owner, self.gpu_count()) if self.gpu_count() else []
-            )
-        except PoolExhausted as error:
-            raise SpawnException(str(error), reason="gpus_exhausted", status_code=503) from None
+        self.assign_gpus(self.user_options.get("profile", ""))
         try:
             return await super().start()
         except BaseException:

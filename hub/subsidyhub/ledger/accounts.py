@@ -153,13 +153,17 @@ def predict_exhaustion(
 
     ``remaining`` are (amount left, valid until) of allocations valid now. Spending drains
     them first-expiring-first; an allocation whose window ends before it is drained loses the
-    rest. ``owed_ms0`` is subsidy already accrued but not yet drawn. Pure, for tests.
+    rest. ``owed_ms0`` is subsidy already accrued but not yet drawn. A negative amount (a
+    correction larger than what its row had left) is debt, paid from the others first.
+    Pure, for tests.
     """
     if rate_per_hour <= 0:
         return None
-    owed = owed_ms0
+    rows = list(remaining)
+    owed = owed_ms0 + sum(-amount for amount, _ in rows if amount < 0)
     clock = now_ms
-    for amount, until in sorted(remaining, key=lambda r: r[1] if r[1] is not None else 2**62):
+    positive = [(amount, until) for amount, until in rows if amount > 0]
+    for amount, until in sorted(positive, key=lambda r: r[1] if r[1] is not None else 2**62):
         usable = amount
         if owed:
             paid = min(owed, usable)

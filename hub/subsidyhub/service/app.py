@@ -33,8 +33,17 @@ from subsidyhub.service.context import ServiceContext
 from subsidyhub.service.enforcer import Enforcer
 from subsidyhub.service.errors import install_error_handlers
 from subsidyhub.service.hubclient import HubClient
+from subsidyhub.service.me_page import MePages
 from subsidyhub.service.metrics import ServiceMetrics
-from subsidyhub.service.routes import admissions, audit, me, metrics, prices, projects, statements
+from subsidyhub.service.routes import (
+    admissions,
+    audit,
+    me,
+    metrics,
+    prices,
+    projects,
+    statements,
+)
 from subsidyhub.settings import Settings
 
 access_log = logging.getLogger("subsidyhub.service.access")
@@ -97,15 +106,18 @@ def create_app(
     clock: Callable[[], int] = now_ms,
     token_ttl_seconds: float = 30.0,
     enforce: bool = False,
+    me_max_age_s: float = 1.0,
 ) -> FastAPI:
     """The service app. ``db`` must already be upgraded (see ``ledger.migrate.upgrade``).
 
     With ``enforce`` (what a deployed service runs), the app's lifespan runs the
     :class:`~subsidyhub.service.enforcer.Enforcer`: metering, stops and reconciliation,
-    talking to the hub with ``service_token``.
+    talking to the hub with ``service_token``. ``me_max_age_s`` bounds how old a ``GET me``
+    answer served again may be (see :class:`~subsidyhub.service.me_page.MePages`; 0: never).
     """
     prefix = normalise_prefix(prefix)
     service_metrics = ServiceMetrics(db, clock)
+    me_pages = MePages(db, max_age_s=me_max_age_s)
     authenticator = HubAuthenticator(
         hub_api_url,
         service_token=service_token,
@@ -134,6 +146,7 @@ def create_app(
             if hub is not None:
                 await hub.aclose()
             await authenticator.aclose()
+            me_pages.close()
 
     app = FastAPI(
         title="SubsidyHub service",
@@ -151,6 +164,7 @@ def create_app(
         authenticator=authenticator,
         metrics=service_metrics,
         clock=clock,
+        me_pages=me_pages,
     )
     install_error_handlers(app)
     for module in API_ROUTERS:

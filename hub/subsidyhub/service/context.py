@@ -18,6 +18,7 @@ from subsidyhub.settings import Settings
 
 if TYPE_CHECKING:
     from subsidyhub.service.auth import HubAuthenticator
+    from subsidyhub.service.me_page import MePages
     from subsidyhub.service.metrics import ServiceMetrics
 
 
@@ -29,9 +30,13 @@ class ServiceContext:
     metrics: ServiceMetrics
     # Epoch milliseconds; injectable so tests can admit at one instant and stop at another.
     clock: Callable[[], int]
+    # GET me's answers of the last second (and nothing else's).
+    me_pages: MePages
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
+    # async so that FastAPI calls it on the event loop: a plain ``def`` dependency costs a
+    # worker-thread hop on every request that uses it (all of them, through authentication).
     context: ServiceContext = request.app.state.subsidy
     return context
 

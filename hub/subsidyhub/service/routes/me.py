@@ -1,26 +1,28 @@
 """What a user sees of themself: ``GET me`` and the profiles they may spawn.
 
-``GET me`` is polled by every JupyterLab status bar, so it is one read transaction with a
-handful of queries whatever the history's length, and no hub call when the token is cached.
+``GET me`` is polled by every JupyterLab status bar, so it is one read transaction with two
+queries whatever the history's length (see :mod:`subsidyhub.service.me_page`), no hub call
+when the token is cached, and no read at all when the caller asked less than a second ago
+and nothing was written since.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import prices
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.admission import evaluate
 from subsidyhub.ledger.projects import projects_of
-from subsidyhub.ledger.summary import project_summary
 from subsidyhub.money import bp_to_fraction_string, to_decimal_string
 from subsidyhub.service import views
-from subsidyhub.service.auth import CurrentIdentity, require_user_or_admin
-from subsidyhub.service.context import Context
-from subsidyhub.timeutil import iso
+from subsidyhub.service.auth import CurrentIdentity, authenticate, require_user_or_admin
+from subsidyhub.service.context import Context, get_context
+from subsidyhub.service.me_page import render_me
 
 router = APIRouter(tags=["me"])
 
@@ -30,37 +32,31 @@ router = APIRouter(tags=["me"])
     summary="The caller's projects, balances, warnings and running servers",
     response_model=None,
 )
-def read_me(identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+async def read_me(request: Request) -> Response:
+    # The same authentication as every route's ``CurrentIdentity``, called directly: resolving
+    # the dependencies costs FastAPI about as much as answering from the cache below.
+    context = await get_context(request)
+    identity = await authenticate(request, context)
     if not identity.is_user:
         raise Forbidden(
             f"GET me describes a user; this token belongs to {identity.actor}. "
             "Use a user's token, or the admin endpoints."
         )
     now = context.clock()
-    with context.db.read() as session:
-        memberships = projects_of(session, identity.name)
-        accounts = load_accounts(session, [project for project, _ in memberships], now)
-        summaries = [
-            project_summary(
-                session,
-                context.settings,
-                project,
-                accounts[project.id],
-                member=member,
-                username=identity.name,
-            )
-            for project, member in memberships
-        ]
-        running = views.running_sessions(session, username=identity.name)
-        sessions = [views.describe_session(row, slug, now) for row, slug in running]
-    return {
-        "user": identity.name,
-        "admin": identity.is_admin,
-        "at": iso(now),
-        "currency": context.settings.currency,
-        "projects": summaries,
-        "sessions": sessions,
-    }
+    pages = context.me_pages
+    body = pages.get(identity.name, identity.is_admin, now)
+    if body is None:
+        generation = pages.watch.generation
+        arguments = (context.db, context.settings, identity.name, identity.is_admin, now)
+        if context.db.is_sqlite:
+            # On the event loop: an embedded read (WAL: it never waits for a writer) of about
+            # half a millisecond of CPU. A worker thread would add a hop and GIL hand-offs
+            # with the loop that, under load, cost more CPU than the read itself.
+            body = render_me(*arguments)
+        else:
+            body = await run_in_threadpool(render_me, *arguments)
+        pages.put(identity.name, identity.is_admin, now, generation, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

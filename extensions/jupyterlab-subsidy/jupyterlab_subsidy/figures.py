@@ -1,0 +1,189 @@
+"""The figures a researcher reads, computed from the service's answers; pure, no I/O.
+
+Amounts arrive as decimal strings and stay :class:`~decimal.Decimal`: money never passes
+through a float. A job's cost is rate × hours, rounded once to the micro-unit (half to even,
+as the ledger rounds), and shown to the cent. The same functions serve the notebook widget and
+:func:`jupyterlab_subsidy.cost`, and match what the JupyterLab status bar shows.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+MICRO = Decimal("0.000001")
+# Notebook HTML output is typeset by MathJax, which reads "HK$1 … HK$2" as mathematics;
+# these classes (MathJax 3's and JupyterLab's) tell it to leave money alone.
+NO_MATH = "tex2jax_ignore mathjax_ignore"
+CENT = Decimal("0.01")
+
+_LEVELS = {"warning": 1, "critical": 2}
+
+
+def decimal_of(value: Any, what: str) -> Decimal:
+    """A finite Decimal from a decimal string, int or Decimal (a float goes through its repr)."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def money(amount: Decimal | str, symbol: str) -> str:
+    """``HK$1,234.50``; negative amounts ``-HK$3.20``."""
+    cents = decimal_of(amount, "amount").quantize(CENT, rounding=ROUND_HALF_EVEN)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{symbol}{abs(cents):,.2f}"
+
+
+def symbol_of(project: dict[str, Any]) -> str:
+    """The currency symbol the service itself used in ``balance_display`` (``HK$412.30``)."""
+    shown = str(project.get("balance_display", "")).lstrip("-")
+    digits = next((i for i, ch in enumerate(shown) if ch.isdigit()), len(shown))
+    return shown[:digits] or str(project.get("currency", "")) + " "
+
+
+def duration(seconds: int | None) -> str | None:
+    """``11 h 24 m``, ``3 d 4 h``, ``24 m``, ``< 1 m``; ``None`` when nothing is burning."""
+    if seconds is None:
+        return None
+    seconds = max(0, int(seconds))
+    minutes = seconds // 60
+    if minutes < 1:
+        return "< 1 m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 1:
+        return f"{minutes} m"
+    days, hours = divmod(hours, 24)
+    if days < 2:
+        return f"{days * 24 + hours} h {minutes} m"
+    return f"{days} d {hours} h"
+
+
+def choose_project(projects: list[dict[str, Any]], preferred: str | None) -> dict[str, Any] | None:
+    """The server's own project when it is listed, else the first one; ``None`` without any."""
+    for project in projects:
+        if preferred and project.get("slug") == preferred:
+            return project
+    return projects[0] if projects else None
+
+
+def severity(project: dict[str, Any]) -> str:
+    """``ok``, ``warning`` or ``critical``: the most severe of the project's warnings."""
+    levels = [_LEVELS.get(str(w.get("level")), 1) for w in project.get("warnings", [])]
+    top = max(levels, default=0)
+    return {0: "ok", 1: "warning", 2: "critical"}[top]
+
+
+def status_line(project: dict[str, Any]) -> str:
+    """``demo · HK$412.30 · 11 h 24 m left``, the status bar's text."""
+    parts = [str(project["slug"]), str(project["balance_display"])]
+    left = duration(project.get("time_left_seconds"))
+    if left is not None:
+        parts.append(f"{left} left")
+    return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What ``hours`` of ``profile`` would cost in ``project`` at today's prices."""
+
+    project: str
+    profile: str
+    hours: Decimal
+    symbol: str
+    list: Decimal
+    subsidy: Decimal
+    copay: Decimal
+    available: Decimal
+    allowed: bool
+    message: str | None = None
+
+    @property
+    def covered(self) -> bool:
+        """The project's available subsidy pays the subsidised part and the profile is allowed."""
+        return self.allowed and self.subsidy <= self.available
+
+    @property
+    def verdict(self) -> str:
+        """Whether the balance covers the job, and why not when it does not."""
+        available = money(self.available, self.symbol)
+        if not self.allowed and self.message:
+            return f"not allowed: {self.message}"
+        if self.covered:
+            return f"covered: {available} of subsidy available"
+        return f"not covered: it needs {money(self.subsidy, self.symbol)} of subsidy, {available} is available"
+
+    def summary(self) -> str:
+        return (
+            f"{self.hours.normalize():f} h of {self.profile} in {self.project}: "
+            f"list {money(self.list, self.symbol)}, subsidy {money(self.subsidy, self.symbol)}, "
+            f"co-pay {money(self.copay, self.symbol)}; {self.verdict}"
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        colour = "#2e7d32" if self.covered else "#c62828"
+        rows = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{label}</th>"
+            f"<td style='text-align:right'>{money(value, self.symbol)}</td></tr>"
+            for label, value in (
+                ("List price", self.list),
+                ("Subsidy (from the grant)", self.subsidy),
+                ("Co-pay", self.copay),
+                ("Available subsidy", self.available),
+            )
+        )
+        return (
+            f"<div class='jp-subsidy-cost {NO_MATH}'><b>{self.hours.normalize():f} h of "
+            f"{html.escape(self.profile)} in {html.escape(self.project)}</b>"
+            f"<table>{rows}</table><div style='color:{colour}'>"
+            f"{html.escape(self.verdict[:1].upper() + self.verdict[1:])}</div></div>"
+        )
+
+
+def estimate_cost(
+    offers: dict[str, Any], profile: str, hours: Any, project: str | None, symbol: str
+) -> CostEstimate:
+    """Cost of ``hours`` of ``profile`` from a ``GET users/{name}/profiles`` answer.
+
+    ``symbol`` is the currency symbol to show (from ``GET me``'s ``balance_display``). Raises ``ValueError`` naming the valid choices for an unknown project or profile.
+    """
+    span = decimal_of(hours, "hours")
+    if span < 0:
+        raise ValueError(f"hours must be 0 or more, not {hours!r}")
+    projects = offers.get("projects", [])
+    if not projects:
+        raise ValueError(f"{offers.get('user', 'You')} are not a member of any project")
+    chosen = choose_project(projects, project)
+    if chosen is None or (project and chosen.get("slug") != project):
+        names = ", ".join(p["slug"] for p in projects)
+        raise ValueError(f"No such project: {project}. Options include: {names}")
+    offer = next((p for p in chosen["profiles"] if p["slug"] == profile), None)
+    if offer is None:
+        names = ", ".join(p["slug"] for p in chosen["profiles"])
+        raise ValueError(f"No such profile: {profile}. Options include: {names}")
+    list_cost = (decimal_of(offer["list_rate_per_hour"], "rate") * span).quantize(
+        MICRO, rounding=ROUND_HALF_EVEN
+    )
+    subsidy = (decimal_of(offer["subsidy_rate_per_hour"], "rate") * span).quantize(
+        MICRO, rounding=ROUND_HALF_EVEN
+    )
+    return CostEstimate(
+        project=str(chosen["slug"]),
+        profile=profile,
+        hours=span,
+        symbol=symbol,
+        list=list_cost,
+        subsidy=subsidy,
+        copay=list_cost - subsidy,
+        available=decimal_of(chosen["available"], "available"),
+        allowed=bool(offer.get("allowed", True)),
+        message=offer.get("message"),
+    )

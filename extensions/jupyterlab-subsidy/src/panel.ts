@@ -1,0 +1,501 @@
+/**
+ * The sidebar panel: per project, allocation, used, left, subsidy rate, burn rate, time left,
+ * co-pay this month (for project managers, from the month's statement), quota use as bars and
+ * the last 7 days' spending per day as a bar chart (with the amounts as a table); then this
+ * server's rates, running cost and scheduled stop.
+ *
+ * It renders only while visible and asks for a fresh answer when it is shown.
+ */
+import { LabIcon } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import {
+  IMe,
+  IProject,
+  ISession,
+  Severity,
+  chooseProject,
+  clock,
+  duration,
+  money,
+  ownSession,
+  percent,
+  severity,
+  symbolOf,
+  toMicro,
+  warningText
+} from './format';
+import { SubsidyModel } from './model';
+import { requestSubsidy } from './request';
+
+const COIN_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">' +
+  '<g class="jp-icon3" fill="#616161"><path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 ' +
+  '18a8 8 0 1 1 0-16 8 8 0 0 1 0 16zm.9-9.1c-2-.5-2.6-1-2.6-1.8 0-.9.9-1.5 2.3-1.5 1.5 0 2 .7 ' +
+  '2.1 1.7h1.8c-.1-1.4-.9-2.7-2.6-3.1V4.5h-2.4v1.7c-1.6.3-2.8 1.4-2.8 2.9 0 1.8 1.5 2.7 3.7 ' +
+  '3.2 2 .5 2.4 1.2 2.4 1.9 0 .5-.4 1.4-2.3 1.4-1.7 0-2.4-.8-2.5-1.7H7.3c.1 1.8 1.4 2.8 3 3.1' +
+  'v1.7h2.4v-1.7c1.6-.3 2.8-1.2 2.8-2.9 0-2.3-2-3.1-3.7-3.5z"/></g></svg>';
+
+export const coinIcon = new LabIcon({
+  name: 'jupyterlab-subsidy:coin',
+  svgstr: COIN_SVG
+});
+
+type Child = Node | string | null | undefined | false;
+
+/** A DOM element with attributes and children (strings become text: no HTML injection). */
+function h(
+  tag: string,
+  attributes: Record<string, string> = {},
+  ...children: Child[]
+): HTMLElement {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    element.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined && child !== false) {
+      element.append(child);
+    }
+  }
+  return element;
+}
+
+/**
+ * A labelled bar filled to `used` of `limit`; a quota turns orange at 75% and red at 90%
+ * unless `level` is given (the balance bar takes the service's own warning level).
+ */
+function bar(
+  label: string,
+  used: number,
+  limit: number,
+  text: string,
+  level?: Severity
+): HTMLElement {
+  const fraction = limit > 0 ? Math.min(1, Math.max(0, used / limit)) : 0;
+  level ??= fraction >= 0.9 ? 'critical' : fraction >= 0.75 ? 'warning' : 'ok';
+  const fill = h('div', {
+    class: 'jp-subsidy-bar-fill',
+    style: `width: ${(fraction * 100).toFixed(1)}%`
+  });
+  return h(
+    'div',
+    { class: 'jp-subsidy-bar', 'data-severity': level },
+    h(
+      'div',
+      { class: 'jp-subsidy-bar-label' },
+      h('span', {}, label),
+      h('span', {}, text)
+    ),
+    h('div', { class: 'jp-subsidy-bar-track' }, fill)
+  );
+}
+
+function row(term: string, value: string, title?: string): HTMLElement[] {
+  const definition = h('dd', title ? { title } : {}, value);
+  return [h('dt', {}, term), definition];
+}
+
+/** One UTC day of a project's spending, as `GET me/spending` gives it. */
+interface IDay {
+  date: string;
+  list: string;
+  subsidy: string;
+  copay: string;
+}
+
+type Spending = Record<string, IDay[]>;
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag: string, attributes: Record<string, string>): SVGElement {
+  const element = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    element.setAttribute(key, value);
+  }
+  return element;
+}
+
+/** Bars of subsidy with co-pay stacked on top, one per day, and the amounts as a table. */
+function plot(days: IDay[], symbol: string): HTMLElement | null {
+  if (days.length === 0) {
+    return null;
+  }
+  const weekday = (date: string) =>
+    new Date(`${date}T00:00:00Z`).toLocaleDateString(undefined, {
+      weekday: 'short',
+      timeZone: 'UTC'
+    });
+  const highest = days.reduce(
+    (m, d) => (toMicro(d.list) > m ? toMicro(d.list) : m),
+    0n
+  );
+  const [width, height, step] = [240, 48, 240 / days.length];
+  const scale = (micro: bigint) =>
+    highest > 0n ? Number((micro * BigInt(height * 100)) / highest) / 100 : 0;
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${height + 12}`,
+    class: 'jp-subsidy-plot',
+    'aria-hidden': 'true'
+  });
+  days.forEach((day, i) => {
+    const subsidy = scale(toMicro(day.subsidy));
+    const copay = scale(toMicro(day.copay));
+    const x = (i * step + step * 0.15).toFixed(1);
+    const barWidth = (step * 0.7).toFixed(1);
+    const group = svg('g', { class: 'jp-subsidy-day', 'data-date': day.date });
+    const title = svg('title', {});
+    title.textContent = `${day.date}: ${money(day.subsidy, symbol)} subsidy + ${money(day.copay, symbol)} co-pay`;
+    const label = svg('text', {
+      x: (i * step + step / 2).toFixed(1),
+      y: `${height + 10}`
+    });
+    label.textContent = weekday(day.date);
+    group.append(
+      title,
+      svg('rect', {
+        class: 'jp-subsidy-subsidy',
+        x,
+        y: (height - subsidy).toFixed(1),
+        width: barWidth,
+        height: subsidy.toFixed(1)
+      }),
+      svg('rect', {
+        class: 'jp-subsidy-copay',
+        x,
+        y: (height - subsidy - copay).toFixed(1),
+        width: barWidth,
+        height: copay.toFixed(1)
+      }),
+      label
+    );
+    chart.append(group);
+  });
+  return h(
+    'figure',
+    { class: 'jp-subsidy-figure' },
+    h(
+      'figcaption',
+      {},
+      `Spending per day (UTC), last ${days.length} days: `,
+      h('span', { class: 'jp-subsidy-key-subsidy' }, 'subsidy'),
+      ' + ',
+      h('span', { class: 'jp-subsidy-key-copay' }, 'co-pay')
+    ),
+    chart as unknown as HTMLElement,
+    h(
+      'details',
+      {},
+      h('summary', {}, 'Amounts per day'),
+      h(
+        'table',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', {}, 'Day'),
+          h('th', {}, 'Subsidy'),
+          h('th', {}, 'Co-pay')
+        ),
+        ...days.map(day =>
+          h(
+            'tr',
+            {},
+            h('td', {}, `${weekday(day.date)} ${day.date}`),
+            h('td', {}, money(day.subsidy, symbol)),
+            h('td', {}, money(day.copay, symbol))
+          )
+        )
+      )
+    )
+  );
+}
+
+export class SubsidyPanel extends Widget {
+  constructor(private readonly _model: SubsidyModel) {
+    super();
+    this.id = 'jp-subsidy-panel';
+    this.addClass('jp-subsidy-panel');
+    this.title.icon = coinIcon;
+    this.title.caption = 'Subsidy: balance, burn rate and time left';
+    this._model.changed.connect(this._onChanged, this);
+  }
+
+  protected onAfterShow(msg: Message): void {
+    void this._model.refresh();
+    this._onChanged();
+  }
+
+  private _onChanged(): void {
+    if (!this.isVisible) {
+      return;
+    }
+    this._render();
+    void this._loadExtras();
+  }
+
+  /** Spending per day and, for managers, this month's co-pay; both optional. */
+  private async _loadExtras(): Promise<void> {
+    const me = this._model.me;
+    if (!me) {
+      return;
+    }
+    try {
+      const answer = await requestSubsidy<{
+        projects: { slug: string; days: IDay[] }[];
+      }>('spending');
+      this._spending = Object.fromEntries(
+        answer.projects.map(p => [p.slug, p.days])
+      );
+    } catch {
+      this._spending = {};
+    }
+    const now = Date.now();
+    for (const project of me.projects) {
+      const known = this._copay.get(project.slug);
+      if (project.role !== 'manager' || (known && now - known.at < 60_000)) {
+        continue;
+      }
+      try {
+        const statement = await requestSubsidy<{ totals: { copay: string } }>(
+          `projects/${encodeURIComponent(project.slug)}/statement`
+        );
+        this._copay.set(project.slug, {
+          at: now,
+          copay: statement.totals.copay
+        });
+      } catch {
+        this._copay.set(project.slug, { at: now, copay: null });
+      }
+    }
+    this._render();
+  }
+
+  private _render(): void {
+    const me = this._model.me;
+    const error = this._model.error;
+    const children: Child[] = [h('h2', {}, 'Subsidy')];
+    if (error !== null) {
+      children.push(h('p', { class: 'jp-subsidy-error' }, error));
+    }
+    if (me === null) {
+      children.push(h('p', {}, error === null ? 'Loading…' : ''));
+    } else if (me.projects.length === 0) {
+      children.push(h('p', {}, `${me.user} is not a member of any project.`));
+    } else {
+      const own = chooseProject(me);
+      const session = ownSession(me);
+      const ordered = [own, ...me.projects.filter(p => p !== own)];
+      for (const project of ordered) {
+        if (project) {
+          children.push(
+            this._project(project, project === own ? session : null)
+          );
+        }
+      }
+      children.push(this._server(me, session));
+      children.push(
+        h('p', { class: 'jp-subsidy-updated' }, `Updated ${clock(me.at)}`)
+      );
+    }
+    this.node.replaceChildren(
+      ...children.filter((c): c is Node | string => !!c)
+    );
+  }
+
+  private _project(project: IProject, session: ISession | null): HTMLElement {
+    const symbol = symbolOf(project);
+    const allocated = toMicro(project.allocated);
+    const balance = toMicro(project.balance);
+    const left = duration(project.time_left_seconds);
+    const copay = this._copay.get(project.slug)?.copay;
+    const terms: HTMLElement[] = [
+      ...row('Allocated', money(allocated, symbol)),
+      ...row('Used', money(allocated - balance, symbol)),
+      ...row('Left', money(balance, symbol)),
+      ...row(
+        'Available',
+        money(project.available, symbol),
+        'Left, less what running servers hold for their minimum billable period'
+      ),
+      ...row(
+        'Subsidy pays',
+        percent(project.subsidy_rate) + ' of the list price'
+      ),
+      ...row(
+        'Burn rate',
+        `${money(project.burn_rate_per_hour, symbol)}/h (${project.running_servers} server${project.running_servers === 1 ? '' : 's'})`
+      ),
+      ...row(
+        'Time left',
+        left === null
+          ? 'nothing running'
+          : `${left}, until ${clock(project.exhaustion_at)}`
+      )
+    ];
+    if (copay) {
+      terms.push(
+        ...row(
+          'Co-pay this month',
+          money(copay, symbol),
+          'Whole project, charged so far'
+        )
+      );
+    }
+    const quota = project.quota;
+    const bars: HTMLElement[] = [];
+    if (quota.max_gpus !== null) {
+      bars.push(
+        bar(
+          'Project GPUs',
+          project.gpus_in_use,
+          quota.max_gpus,
+          `${project.gpus_in_use} of ${quota.max_gpus}`
+        )
+      );
+    }
+    const usage = project.usage;
+    if (usage && quota.member_max_gpus !== null) {
+      bars.push(
+        bar(
+          'Your GPUs',
+          usage.gpus_in_use,
+          quota.member_max_gpus,
+          `${usage.gpus_in_use} of ${quota.member_max_gpus}`
+        )
+      );
+    }
+    if (usage && quota.gpu_hours_per_week !== null) {
+      const limit = Number(quota.gpu_hours_per_week);
+      bars.push(
+        bar(
+          'GPU-hours this week',
+          Number(usage.gpu_hours_week),
+          limit,
+          `${usage.gpu_hours_week} of ${quota.gpu_hours_per_week} h`
+        )
+      );
+    }
+    if (session && quota.max_session_hours !== null) {
+      const hours = (Date.now() - Date.parse(session.started)) / 3_600_000;
+      const limit = Number(quota.max_session_hours);
+      bars.push(
+        bar(
+          'This session',
+          hours,
+          limit,
+          `${hours.toFixed(1)} of ${quota.max_session_hours} h`
+        )
+      );
+    }
+    if (bars.length === 0) {
+      bars.push(
+        h(
+          'p',
+          { class: 'jp-subsidy-note' },
+          'No GPU or session limits on this project.'
+        )
+      );
+    }
+    const leftFraction =
+      allocated > 0n ? Number((balance * 1000n) / allocated) / 1000 : 0;
+    return h(
+      'section',
+      {
+        class: 'jp-subsidy-project',
+        'data-project': project.slug,
+        'data-severity': severity(project)
+      },
+      h(
+        'h3',
+        {},
+        project.name,
+        h(
+          'small',
+          {},
+          ` ${project.slug}${project.role ? ' · ' + project.role : ''}`
+        )
+      ),
+      project.warnings.length > 0 &&
+        h(
+          'ul',
+          { class: 'jp-subsidy-warnings' },
+          ...project.warnings.map(w =>
+            h('li', { 'data-level': w.level }, warningText(project, w))
+          )
+        ),
+      bar(
+        'Left',
+        Math.max(0, leftFraction),
+        1,
+        `${money(balance, symbol)} of ${money(allocated, symbol)}`,
+        severity(project)
+      ),
+      h('dl', {}, ...terms),
+      h('h4', {}, 'Quotas'),
+      ...bars,
+      plot(this._spending[project.slug] ?? [], symbol)
+    );
+  }
+
+  private _server(me: IMe, session: ISession | null): HTMLElement {
+    if (session === null) {
+      return h(
+        'section',
+        { class: 'jp-subsidy-server' },
+        h('h3', {}, 'This server'),
+        h(
+          'p',
+          {},
+          'The subsidy service has no running session for this server.'
+        )
+      );
+    }
+    const project = me.projects.find(p => p.slug === session.project);
+    const symbol = project ? symbolOf(project) : '';
+    const list = toMicro(session.list_rate_per_hour);
+    const subsidy = toMicro(session.subsidy_rate_per_hour);
+    const stops: { at: string; why: string }[] = [];
+    if (session.max_stop_at) {
+      stops.push({
+        at: session.max_stop_at,
+        why: 'the longest session the project allows'
+      });
+    }
+    if (project?.exhaustion_at) {
+      stops.push({
+        at: project.exhaustion_at,
+        why: `project ${project.slug}'s subsidy runs out`
+      });
+    }
+    stops.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    const stop = stops[0];
+    return h(
+      'section',
+      { class: 'jp-subsidy-server' },
+      h('h3', {}, 'This server'),
+      h(
+        'dl',
+        {},
+        ...row('Profile', `${session.profile} in ${session.project}`),
+        ...row(
+          'Rate',
+          `${money(list, symbol)}/h: ${money(subsidy, symbol)} subsidy + ${money(list - subsidy, symbol)} co-pay`
+        ),
+        ...row('Started', clock(session.started)),
+        ...row(
+          'Cost so far',
+          `${money(session.cost.list, symbol)} (co-pay ${money(session.cost.copay, symbol)})`
+        ),
+        ...row(
+          'Stops',
+          stop ? `${clock(stop.at)}, when ${stop.why}` : 'when you stop it'
+        )
+      )
+    );
+  }
+
+  private _spending: Spending = {};
+  private _copay = new Map<string, { at: number; copay: string | null }>();
+}

@@ -1,0 +1,105 @@
+"""Browser-test fixtures: the real ``subsidyhub up`` stack and Debian's Chromium under Playwright.
+
+The stack is :class:`tests.hub.helpers.HubStack` (``launcher.start``, the code behind
+``subsidyhub up``: JupyterHub, the npm configurable-http-proxy, the subsidy service, and
+``LocalGPUSpawner`` running JupyterLab from this virtualenv, so the jupyterlab-subsidy
+extension ``make install`` put there is what the browser sees). Playwright cannot download its
+own browsers here, so it drives the system's ``chromium`` (``.ci/run`` installs it); without
+one the tests are skipped with the reason. The browser runs in UTC so the times it shows can be
+compared with the service's. Screenshots go to ``tests/e2e/artifacts/`` (not committed).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.hub.helpers import HubStack
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+E2E_CONFIG: dict[str, Any] = {
+    "currency": "HKD",
+    "subsidy_rate": 0.70,
+    "metering": {"interval_seconds": 1, "min_start_minutes": 15},
+    "prices": {"cpu_core": 0.50, "memory_gib": 0.10, "gpu": {"h800": 36.00}},
+    "profiles": [
+        {"slug": "cpu-small", "display_name": "CPU · 2 cores · 4 GiB", "cpu": 2, "memory_gib": 4},
+        {
+            "slug": "gpu-1",
+            "display_name": "PyTorch · 1× H800",
+            "cpu": 8,
+            "memory_gib": 64,
+            "gpus": {"type": "h800", "count": 1},
+        },
+    ],
+    "local": {"gpus": ["0"]},
+}
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for one module. Playwright's sync API keeps an asyncio loop running while it is
+    open, so it must close before the next layer's asyncio tests (and pytest-jupyter) run."""
+    expect.set_options(timeout=30_000)  # a poll, a spawn or a kernel can take seconds
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("no `chromium` on PATH: `apt-get install -y chromium` (.ci/run does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the test, so ``page`` can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Page]:
+    """A fresh browser context per test; on failure its last view is saved as a screenshot."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="UTC")
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            opened.screenshot(path=artifacts / f"failed-{request.node.name}.png")
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
+    running = HubStack(tmp_path_factory.mktemp("e2e"), E2E_CONFIG)
+    try:
+        yield running.start()
+    finally:
+        running.close()
