@@ -10,6 +10,9 @@ One asyncio task per service process. Each round it
   running servers (paginated): a session whose server is gone is closed, a server that was
   never admitted is stopped, admitted from its own start time, or left, by config.
 
+Among several replicas on PostgreSQL only the holder of the leader lock does this work
+(:mod:`subsidyhub.service.leader`); the others retry taking the lead every second.
+
 It sleeps until the earliest of: the next tick, the next stop deadline, the next
 reconciliation, or one second. Each second it reads a cheap change marker (newest audit
 entry, newest session, newest stop), so an allocation added by the CLI in another process or
@@ -35,6 +38,7 @@ from subsidyhub.ledger.enforcement import Plan, StopOrder, plan
 from subsidyhub.ledger.metering import charge_until
 from subsidyhub.ledger.models import AuditEntry, SpawnSession
 from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
+from subsidyhub.service.leader import Leadership
 from subsidyhub.service.metrics import ServiceMetrics
 from subsidyhub.settings import Settings
 
@@ -86,16 +90,28 @@ class Enforcer:
         now = self.clock()
         self.state.next_tick_ms = now
         self.state.next_reconcile_ms = now
-        while True:
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A failed round (database briefly locked, hub restarting) must not end
-                # enforcement; the next round retries everything that matters.
-                log.exception("Enforcement round failed; retrying")
-            await self._sleep()
+        leadership = Leadership(self.db)
+        try:
+            while True:
+                await self._lead_one_round(leadership)
+                await self._sleep()
+        finally:
+            leadership.release()
+
+    async def _lead_one_round(self, leadership: Leadership) -> None:
+        if not await asyncio.to_thread(leadership.holds):
+            # Another replica leads: forget its deadlines, try again in a second.
+            self.state.plan = None
+            self.state.next_tick_ms = self.state.next_reconcile_ms = self.clock() + CHANGE_POLL_MS
+            return
+        try:
+            await self.round()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A failed round (database briefly locked, hub restarting) must not end
+            # enforcement; the next round retries everything that matters.
+            log.exception("Enforcement round failed; retrying")
 
     async def round(self) -> None:
         now = self.clock()
