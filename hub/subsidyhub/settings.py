@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from subsidyhub.catalog import Catalog, CatalogError, load_catalog
+from subsidyhub.catalog import Catalog, CatalogError, CatalogImage, load_catalog
 from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
 
 CONFIG_ENV = "SUBSIDYHUB_CONFIG"
@@ -299,6 +299,12 @@ class Settings(Strict):
                 return profile
         options = ", ".join(p.slug for p in self.profiles) or "(none configured)"
         raise KeyError(f"No such profile: {slug}. Options include: {options}")
+
+    def catalog_image(self, profile: Profile) -> CatalogImage | None:
+        """The catalog entry of a profile's image (what the spawn page describes), if any."""
+        if profile.image is None or self._catalog is None:
+            return None
+        return self._catalog.find(profile.image)
 
     def profile_image(self, profile: Profile) -> str | None:
         """The pull reference (``<registry>/<name>:<tag>``) of a profile's catalog image, if any.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from subsidyhub.hubplugin.client import SubsidyClient
-from subsidyhub.hubplugin.form import options_from_form, render_options_form
+from subsidyhub.hubplugin.form import image_labels, options_from_form, render_options_form
 from subsidyhub.hubplugin.hooks import SubsidyHooks
 from subsidyhub.settings import Settings
 
@@ -100,8 +100,10 @@ def update_roles(c: Any, plan: HubPlan) -> None:
 
 
 def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: SubsidyClient) -> None:
+    images = image_labels(settings)
+
     async def options_form(spawner: Any) -> str:
-        return await render_options_form(client, spawner.user.name)
+        return await render_options_form(client, spawner.user.name, images)
 
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = lambda formdata: options_from_form(formdata)

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, SubsidyClient
 from subsidyhub.money import currency_symbol
+from subsidyhub.settings import Settings
 
 _templates = Environment(
     loader=PackageLoader("subsidyhub.hubplugin", "templates"),
@@ -22,8 +23,23 @@ _templates = Environment(
 )
 
 
-def form_context(user: str, offers: dict[str, Any]) -> dict[str, Any]:
-    """Template values from the service's answer; pure, for tests."""
+def image_labels(settings: Settings) -> dict[str, str]:
+    """What the spawn page says of each profile's image, from the image catalog."""
+    labels = {}
+    for profile in settings.profiles:
+        image = settings.catalog_image(profile)
+        if image is not None:
+            labels[profile.slug] = (
+                f"{image.ref}: {image.description} (CUDA {image.base.cuda}, Python {image.python})"
+            )
+    return labels
+
+
+def form_context(
+    user: str, offers: dict[str, Any], images: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Template values from the service's answer and the image labels; pure, for tests."""
+    images = images or {}
     projects = []
     for project in offers.get("projects", []):
         allowed = [p["slug"] for p in project["profiles"] if p["allowed"]]
@@ -32,6 +48,9 @@ def form_context(user: str, offers: dict[str, Any]) -> dict[str, Any]:
             | {
                 "percent": f"{Decimal(project['subsidy_rate']) * 100:.0f}",
                 "default": allowed[0] if allowed else None,
+                "profiles": [
+                    offer | {"image": images.get(offer["slug"])} for offer in project["profiles"]
+                ],
             }
         )
     return {
@@ -41,8 +60,9 @@ def form_context(user: str, offers: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(user: str, offers: dict[str, Any]) -> str:
-    return _templates.get_template("subsidy_profiles.html").render(**form_context(user, offers))
+def render(user: str, offers: dict[str, Any], images: dict[str, str] | None = None) -> str:
+    context = form_context(user, offers, images)
+    return _templates.get_template("subsidy_profiles.html").render(**context)
 
 
 def unavailable_notice() -> str:
@@ -53,12 +73,14 @@ def unavailable_notice() -> str:
     )
 
 
-async def render_options_form(client: SubsidyClient, user: str) -> str:
+async def render_options_form(
+    client: SubsidyClient, user: str, images: dict[str, str] | None = None
+) -> str:
     try:
         offers = await client.offers(user)
     except (ServiceUnavailable, ServiceRefused):
         return unavailable_notice()
-    return render(user, offers)
+    return render(user, offers, images)
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict[str, str]:
