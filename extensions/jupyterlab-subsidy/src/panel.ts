@@ -194,7 +194,7 @@ function plot(days: IDay[], symbol: string): HTMLElement | null {
         h(
           'tr',
           {},
-          h('th', {}, 'Day'),
+          h('th', {}, 'Day (UTC)'),
           h('th', {}, 'Subsidy'),
           h('th', {}, 'Co-pay')
         ),
@@ -202,7 +202,7 @@ function plot(days: IDay[], symbol: string): HTMLElement | null {
           h(
             'tr',
             {},
-            h('td', {}, `${weekday(day.date)} ${day.date}`),
+            h('td', {}, day.date),
             h('td', {}, money(day.subsidy, symbol)),
             h('td', {}, money(day.copay, symbol))
           )

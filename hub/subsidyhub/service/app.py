@@ -42,13 +42,14 @@ from subsidyhub.service.routes import (
     metrics,
     prices,
     projects,
+    spending,
     statements,
 )
 from subsidyhub.settings import Settings
 
 access_log = logging.getLogger("subsidyhub.service.access")
 
-API_ROUTERS = (me, projects, prices, admissions, statements, audit)
+API_ROUTERS = (me, spending, projects, prices, admissions, statements, audit)
 
 
 def normalise_prefix(prefix: str) -> str:
