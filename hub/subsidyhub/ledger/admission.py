@@ -9,8 +9,10 @@ stopping twice is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -77,22 +79,35 @@ def effective_quota(project: Project, member: Member | None) -> Quota:
     )
 
 
+def gpu_ms_in_week(sessions: Iterable[Any], now_ms: int) -> int:
+    """GPU-milliseconds that ``sessions`` held in the 7 days before ``now_ms``.
+
+    ``sessions`` have ``gpu_count``, ``started_ms`` and ``stopped_ms`` (``None`` while
+    running): one member's sessions in one project, read here for admission or together with
+    the rest of ``GET me`` by the service.
+    """
+    window = now_ms - WEEK_MS
+    total = 0
+    for row in sessions:
+        stopped = row.stopped_ms
+        if row.gpu_count <= 0 or (stopped is not None and stopped <= window):
+            continue
+        end = now_ms if stopped is None else min(stopped, now_ms)
+        total += row.gpu_count * max(0, end - max(row.started_ms, window))
+    return total
+
+
 def member_gpu_ms_week(session: Session, project_id: int, username: str, now_ms: int) -> int:
     """GPU-milliseconds this member's sessions in this project held in the last 7 days."""
-    window = now_ms - WEEK_MS
     rows = session.execute(
         select(SpawnSession.gpu_count, SpawnSession.started_ms, SpawnSession.stopped_ms).where(
             SpawnSession.project_id == project_id,
             SpawnSession.username == username,
             SpawnSession.gpu_count > 0,
-            or_(SpawnSession.stopped_ms.is_(None), SpawnSession.stopped_ms > window),
+            or_(SpawnSession.stopped_ms.is_(None), SpawnSession.stopped_ms > now_ms - WEEK_MS),
         )
     )
-    total = 0
-    for gpus, started, stopped in rows:
-        end = now_ms if stopped is None else min(stopped, now_ms)
-        total += gpus * max(0, end - max(started, window))
-    return total
+    return gpu_ms_in_week(rows, now_ms)
 
 
 def choose_project(session: Session, username: str, slug: str | None) -> Project:

@@ -7,14 +7,13 @@ CLI. Amounts are decimal strings; times are ISO 8601 UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.accounts import Account
-from subsidyhub.ledger.admission import WEEK_MS, effective_quota, member_gpu_ms_week
+from subsidyhub.ledger.admission import effective_quota, member_gpu_ms_week
 from subsidyhub.ledger.models import Member, Project
 from subsidyhub.ledger.projects import ms_to_hours
 from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
@@ -153,22 +152,3 @@ def summarise_project(
             "gpu_hours_week": f"{(Decimal(gpu_ms_week) / 3_600_000).quantize(Decimal('0.01'))}",
         }
     return summary
-
-
-def gpu_ms_in_week(sessions: Iterable[Any], now_ms: int) -> int:
-    """GPU-milliseconds that ``sessions`` held in the 7 days before ``now_ms``.
-
-    ``sessions`` have ``gpu_count``, ``started_ms`` and ``stopped_ms`` (``None`` while
-    running); pass one member's sessions in one project, as
-    :func:`~subsidyhub.ledger.admission.member_gpu_ms_week` selects them, and the result is
-    the same number.
-    """
-    window = now_ms - WEEK_MS
-    total = 0
-    for row in sessions:
-        stopped = row.stopped_ms
-        if row.gpu_count <= 0 or (stopped is not None and stopped <= window):
-            continue
-        end = now_ms if stopped is None else min(stopped, now_ms)
-        total += row.gpu_count * max(0, end - max(row.started_ms, window))
-    return total

@@ -28,10 +28,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, event, or_, select
 
 from subsidyhub.ledger.accounts import RunningSession, compute_account, running_session_from_row
-from subsidyhub.ledger.admission import WEEK_MS
+from subsidyhub.ledger.admission import WEEK_MS, gpu_ms_in_week
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import Allocation, Hold, Member, Project, SpawnSession
-from subsidyhub.ledger.summary import gpu_ms_in_week, summarise_project
+from subsidyhub.ledger.summary import summarise_project
 from subsidyhub.service.views import describe_session
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import iso
