@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,6 +27,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from subsidyhub.yamlfile import read_yaml
 
 PACKAGED_CATALOG = Path(__file__).with_name("images_catalog.yaml")
 SOURCE_CATALOG = Path(__file__).resolve().parents[2] / "images" / "catalog.yaml"
@@ -193,16 +194,5 @@ def default_catalog_path() -> Path:
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read and validate a catalog file (default: :func:`default_catalog_path`)."""
     source = Path(path) if path else default_catalog_path()
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CatalogError(str(source), "", f"cannot read the file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise CatalogError(
-            str(source), where, f"not valid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    data = read_yaml(source, CatalogError)
     return parse_catalog(data, str(source))

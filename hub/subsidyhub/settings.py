@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,6 +27,7 @@ from pydantic import (
 
 from subsidyhub.catalog import Catalog, CatalogError, CatalogImage, load_catalog
 from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
+from subsidyhub.yamlfile import read_yaml
 
 CONFIG_ENV = "SUBSIDYHUB_CONFIG"
 DATA_DIR_ENV = "SUBSIDYHUB_DATA_DIR"
@@ -415,16 +415,5 @@ def config_path(explicit: str | Path | None = None) -> Path:
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read and validate the config in force (see :func:`config_path`)."""
     source = config_path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(str(source), "", f"cannot read the file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise ConfigError(
-            str(source), where, f"not valid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    data = read_yaml(source, ConfigError)
     return parse_settings(data, str(source))

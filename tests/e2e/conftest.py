@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.hub.conftest import hub_config
 from tests.hub.helpers import HubStack
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -32,23 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-E2E_CONFIG: dict[str, Any] = {
-    "currency": "HKD",
-    "subsidy_rate": 0.70,
-    "metering": {"interval_seconds": 1, "min_start_minutes": 15},
-    "prices": {"cpu_core": 0.50, "memory_gib": 0.10, "gpu": {"h800": 36.00}},
-    "profiles": [
-        {"slug": "cpu-small", "display_name": "CPU · 2 cores · 4 GiB", "cpu": 2, "memory_gib": 4},
-        {
-            "slug": "gpu-1",
-            "display_name": "PyTorch · 1× H800",
-            "cpu": 8,
-            "memory_gib": 64,
-            "gpus": {"type": "h800", "count": 1},
-        },
-    ],
-    "local": {"gpus": ["0"]},
-}
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +82,7 @@ def page(browser: Browser, request: pytest.FixtureRequest, artifacts: Path) -> I
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
-    running = HubStack(tmp_path_factory.mktemp("e2e"), E2E_CONFIG)
+    running = HubStack(tmp_path_factory.mktemp("e2e"), hub_config())
     try:
         yield running.start()
     finally:
