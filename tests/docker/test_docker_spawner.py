@@ -13,16 +13,19 @@ from typing import Any
 import pytest
 import yaml
 from docker.types import DeviceRequest
+from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
 import docker
+from subsidyhub.hubplugin import docker as docker_backend
 from subsidyhub.hubplugin import gpus
 from subsidyhub.hubplugin.config import update_backend
 from subsidyhub.hubplugin.docker import (
     SubsidyDockerSpawner,
     container_settings,
     device_requests,
+    gpu_start_failure,
     memory_bytes,
     update_docker,
 )
@@ -170,3 +173,36 @@ def test_update_backend_selects_docker():
     assert c.JupyterHub.spawner_class == "subsidyhub.hubplugin.docker.SubsidyDockerSpawner"
     assert c.SubsidyDockerSpawner.gpu_ids == ["0", "1", "2"]
     assert c.SubsidyDockerSpawner.profile_gpu_counts == {"gpu-2": 2}
+
+
+def test_host_network_keeps_everything_on_loopback():
+    c = Config()
+    update_backend(c, parse_settings(CONFIG | {"docker": {"network": "host"}}, "t"))
+    assert c.SubsidyDockerSpawner.network_name == "host"
+    assert c.SubsidyDockerSpawner.use_internal_ip is True  # no port bindings on the host network
+    assert c.SubsidyDockerSpawner.ip == "127.0.0.1"
+    assert "hub_ip" not in c.JupyterHub  # the hub stays on localhost too
+
+
+async def test_host_network_server_gets_a_free_port_on_loopback(tmp_path, monkeypatch):
+    spawner, _ = make_spawner(tmp_path, "carol")
+    spawner.network_name = "host"
+    spawner.use_internal_ip = True
+    monkeypatch.setattr(docker_backend, "random_port", lambda: 40123)
+
+    async def started(self: Any) -> tuple[str, int]:
+        return await self.get_ip_and_port()
+
+    monkeypatch.setattr(DockerSpawner, "start", started)
+    spawner.user_options = {"profile": "cpu"}
+    assert await spawner.start() == ("127.0.0.1", 40123)
+
+
+def test_gpu_start_failure_says_what_to_do():
+    error = docker.errors.APIError(
+        "500 Server Error", explanation='could not select device driver "" with capabilities'
+    )
+    message = gpu_start_failure(["2", "3"], error)
+    assert message.startswith("This profile needs 2 GPU(s) (host GPU ids 2, 3), but Docker")
+    assert 'could not select device driver "" with capabilities' in message
+    assert "NVIDIA Container Toolkit" in message and "choose a CPU profile" in message

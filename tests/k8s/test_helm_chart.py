@@ -15,11 +15,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from subsidyhub.ledger.db import Database
+from subsidyhub.service.app import create_app
 from subsidyhub.settings import parse_settings
 from tests.k8s.conftest import CHART, K8S_VERSIONS, quantity
 
 ALL_OPTIONS = CHART / "ci" / "all-options-values.yaml"
 REQUIRED = ["--set", "secret.hubToken=t0ken", "--set", "secret.databaseUrl=postgresql://db/s"]
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 CRD_KINDS = {"ServiceMonitor"}  # not in the core schemas; checked field by field below
 
 
@@ -100,6 +103,22 @@ def test_existing_secret_creates_none(helm):
     env = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
     assert refs == {"mine"}
+
+
+@pytest.mark.parametrize("prefix", ["/services/subsidy/", "/services/credits/"])
+def test_probes_call_the_service_health_routes(helm, prefix):
+    """Each probe's path is a route of the real service app, under the configured prefix."""
+    docs = render(helm, *REQUIRED, "--set", f"service.prefix={prefix}")
+    container = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    paths = {kind: container[kind]["httpGet"]["path"] for kind in PROBES}
+    assert paths == {
+        "startupProbe": f"{prefix}health/live",
+        "readinessProbe": f"{prefix}health/ready",
+        "livenessProbe": f"{prefix}health/live",
+    }
+    settings = parse_settings({}, "test")
+    app = create_app(settings, Database("sqlite://"), prefix=prefix, hub_api_url="http://hub/")
+    assert set(paths.values()) <= set(app.openapi()["paths"])
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,13 @@ from the host pool — the same :func:`~subsidyhub.hubplugin.gpus.shared_pool` t
 spawner uses, so a restart or a racing spawn never hands a busy GPU out twice — passed as one
 ``DeviceRequest(device_ids=[...], capabilities=[["gpu"]])``; never ``count=-1`` (all GPUs).
 CPU profiles get no device request at all, and ``NVIDIA_VISIBLE_DEVICES=void`` so CUDA images
-on a host whose default runtime is NVIDIA's still see none.
+on a host whose default runtime is NVIDIA's still see none. When Docker cannot give the GPUs
+(no NVIDIA Container Toolkit, a driver problem), the spawn fails with a message that says so
+and what to do, instead of Docker's ``could not select device driver``.
+
+``docker.network: host`` runs containers in the host's network namespace, for hosts without a
+Docker bridge: each server then listens on its own free port on 127.0.0.1, and the hub stays
+on localhost too.
 
 :func:`container_settings` is pure (table-tested); :class:`SubsidyDockerSpawner` applies it
 when a server starts, after the admission hook reserved the GPUs (``reserve_gpus``).
@@ -16,8 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from docker.errors import APIError
 from docker.types import DeviceRequest
 from dockerspawner import DockerSpawner
+from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import random_port
 from traitlets import Unicode
 
 from subsidyhub.hubplugin.kubernetes import memory_bytes
@@ -30,6 +39,20 @@ def device_requests(gpu_ids: list[str]) -> list[DeviceRequest]:
     if not gpu_ids:
         return []
     return [DeviceRequest(device_ids=list(gpu_ids), capabilities=[["gpu"]])]
+
+
+HOST_NETWORK = "host"
+
+
+def gpu_start_failure(gpu_ids: list[str], error: APIError) -> str:
+    """What a person is told when Docker refuses the GPU device request."""
+    detail = " ".join(str(error.explanation or error).split())
+    return (
+        f"This profile needs {len(gpu_ids)} GPU(s) (host GPU ids {', '.join(gpu_ids)}), but "
+        f"Docker on this host could not provide them: {detail}. An admin must install the "
+        "NVIDIA Container Toolkit and configure Docker for it (nvidia-ctk runtime configure "
+        "--runtime=docker); until then, choose a CPU profile."
+    )
 
 
 def container_settings(profile: Profile, settings: Settings, gpu_ids: list[str]) -> dict[str, Any]:
@@ -86,11 +109,27 @@ class SubsidyDockerSpawner(ExclusiveGpus, DockerSpawner):
 
     async def start(self) -> Any:
         self.apply_profile(self.subsidy_settings())
+        gpu_ids = list(self.assigned_gpus)
+        if self.network_name == HOST_NETWORK:
+            self.port = random_port()
         try:
             return await super().start()
+        except APIError as error:
+            self.release_gpus()
+            if gpu_ids:
+                raise SpawnException(
+                    gpu_start_failure(gpu_ids, error), reason="gpus_unavailable", status_code=503
+                ) from None
+            raise
         except BaseException:
             self.release_gpus()
             raise
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        if self.network_name == HOST_NETWORK:
+            return "127.0.0.1", self.port
+        ip, port = await super().get_ip_and_port()
+        return str(ip), int(port)
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
@@ -106,12 +145,18 @@ def update_docker(c: Any, settings: Settings) -> None:
     }
     if settings.docker.gpus is not None:
         c.SubsidyDockerSpawner.gpu_ids = list(settings.docker.gpus)
-    if settings.docker.network:
-        c.SubsidyDockerSpawner.network_name = settings.docker.network
-        c.SubsidyDockerSpawner.use_internal_ip = True
     c.SubsidyDockerSpawner.volumes = {settings.docker.volume_template: settings.docker.home_path}
     c.SubsidyDockerSpawner.remove = True
     # The single-user server the hub talks to, whatever the image's own CMD is.
     c.SubsidyDockerSpawner.cmd = ["jupyterhub-singleuser"]
+    if settings.docker.network == HOST_NETWORK:
+        # Hub, proxy and servers share the host's loopback: nothing listens more widely.
+        c.SubsidyDockerSpawner.network_name = HOST_NETWORK
+        c.SubsidyDockerSpawner.use_internal_ip = True  # no port bindings on the host network
+        c.SubsidyDockerSpawner.ip = "127.0.0.1"
+        return
+    if settings.docker.network:
+        c.SubsidyDockerSpawner.network_name = settings.docker.network
+        c.SubsidyDockerSpawner.use_internal_ip = True
     # Containers must reach the hub: it listens on every interface, not only localhost.
     c.JupyterHub.hub_ip = "0.0.0.0"
