@@ -77,6 +77,13 @@ def format_money(micro: int, currency: str) -> str:
     return f"{sign}{currency_symbol(currency)}{whole:,}.{frac:02d}"
 
 
+def format_money_exact(micro: int, currency: str) -> str:
+    """Display without rounding, for documents whose rows must add up: ``HK$1,412.305``."""
+    whole, frac = to_decimal_string(abs(micro)).split(".")
+    sign = "-" if micro < 0 else ""
+    return f"{sign}{currency_symbol(currency)}{int(whole):,}.{frac}"
+
+
 def bp_from_fraction(value: str | Decimal | int) -> int:
     """A rate given as a fraction (0.70) to basis points (7000); must lie in 0..1."""
     try:

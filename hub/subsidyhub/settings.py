@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -219,7 +220,9 @@ class Docker(Strict):
         None, description="Host GPU ids to hand out exclusively; unset: every GPU NVML finds."
     )
     network: str | None = Field(
-        None, description="Docker network the containers join to reach the hub; unset: bridge."
+        None,
+        description="Docker network the containers join to reach the hub; unset: bridge; "
+        "host: the host's network, servers on 127.0.0.1.",
     )
     volume_template: str = Field(
         "subsidyhub-user-{username}",
@@ -234,6 +237,28 @@ class Docker(Strict):
         ge=0,
         le=1,
         description="Size of /dev/shm as a share of the profile's memory; 0: Docker's default.",
+    )
+
+
+class SsoGroup(Strict):
+    """One identity-provider group and the project membership it grants."""
+
+    group: str = Field(min_length=1, max_length=255, description="Group name as the IdP sends it.")
+    project: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Slug of the SubsidyHub project."
+    )
+    role: Literal["member", "manager"] = Field("member", description="member or manager.")
+
+
+class Sso(Strict):
+    """Identity-provider groups to project memberships, synced at every login (docs/authentication.md)."""
+
+    groups: tuple[SsoGroup, ...] = Field(
+        (), description="Mappings; a user's groups imply memberships, the highest role wins."
+    )
+    remove_unlisted: bool = Field(
+        True,
+        description="Remove SSO-made memberships that the user's groups no longer imply.",
     )
 
 
@@ -259,6 +284,14 @@ class Settings(Strict):
     docker: Docker = Docker()
     unadmitted_servers: Literal["stop", "admit", "ignore"] = "stop"
     fail_open: bool = Field(False, description="Admit spawns when the service is unreachable.")
+    sso: Sso = Sso()
+    centre_name: str = Field(
+        "SubsidyHub", min_length=1, max_length=200, description="Centre name printed on statements."
+    )
+    gpu_capacity: dict[Slug, Annotated[int, Field(ge=0, strict=True)]] = Field(
+        default_factory=dict,
+        description="GPUs of each priced type the centre runs, for the utilisation report.",
+    )
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")
@@ -267,6 +300,17 @@ class Settings(Strict):
         if bp > 9000:
             raise ValueError(f"{bp / 100:.2f}% exceeds the scheme's 90% cap; use at most 0.90")
         return bp
+
+    @field_validator("gpu_capacity")
+    @classmethod
+    def _capacity_priced(cls, capacity: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        # A capacity for an unpriced type is a typo: no session could ever use it.
+        priced = info.data["prices"].gpu if "prices" in info.data else {}
+        for gpu_type in capacity:
+            if gpu_type not in priced:
+                allowed = ", ".join(sorted(priced)) or "(none priced)"
+                raise ValueError(f"{gpu_type!r} has no price in prices.gpu; allowed: {allowed}")
+        return capacity
 
     @model_validator(mode="after")
     def _profiles_consistent(self) -> Settings:

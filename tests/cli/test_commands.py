@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from subsidyhub.ledger import admission, metering, projects
 from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.migrate import alembic_config
 from subsidyhub.ledger.statements import charged_in_month
 from subsidyhub.money import MS_PER_HOUR, to_decimal_string
 from subsidyhub.settings import Settings
@@ -101,6 +103,9 @@ def test_round_trip(cli: Cli, ledger: Database, settings: Settings) -> None:
             "max_gpus": 2,
             "gpu_hours_per_week": "40",
             "max_session_hours": None,
+            "source": "manual",
+            "name": None,
+            "email": None,
         }
     ]
     assert shown["quota"]["max_gpus"] == 4
@@ -214,5 +219,6 @@ def test_db_upgrade_reports_database_and_revision(cli: Cli, database_url: str) -
     lines = cli.ok("db", "upgrade").stdout.splitlines()
     assert lines[1].startswith("database: ")
     assert lines[1].removeprefix("database: ").split("/")[-1] == database_url.split("/")[-1]
-    assert lines[2] == "revision: 0001"
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert lines[2] == f"revision: {head}"
     assert lines[3].startswith("prices: version 1 (config)")

@@ -33,9 +33,11 @@ def test_the_documented_commands_exist() -> None:
         "admin allocate",
         "admin member add", "admin member remove", "admin member list",
         "admin quota set",
+        "admin course create", "admin course enrol", "admin course show",
         "admin price list", "admin price set",
         "admin audit",
         "statement",
+        "report utilisation",
         "up",
     }  # fmt: skip
 

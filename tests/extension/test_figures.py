@@ -21,6 +21,7 @@ from jupyterlab_subsidy.figures import (
     symbol_of,
 )
 from jupyterlab_subsidy.location import NotConfigured, locate_service, service_url_from
+from jupyterlab_subsidy.widget import render_balance
 
 
 @pytest.mark.parametrize(
@@ -81,6 +82,20 @@ def project(slug: str = "demo", **changes: Any) -> dict[str, Any]:
     [
         (project(), "demo · HK$412.30 · 11 h 24 m left"),
         (project(time_left_seconds=None), "demo · HK$412.30"),
+        (
+            {
+                "slug": "comp1",
+                "allowance": {"gpu_hours_per_week": "4", "gpu_hours_used_week": "1.50"},
+            },
+            "comp1 · 1.50 of 4 GPU-h this week",
+        ),
+        (
+            {
+                "slug": "comp1",
+                "allowance": {"gpu_hours_per_week": None, "gpu_hours_used_week": "0.00"},
+            },
+            "comp1 · no weekly GPU-hour limit",
+        ),
     ],
 )
 def test_status_line(shown: dict[str, Any], line: str) -> None:
@@ -217,3 +232,28 @@ def test_location_needs_a_url_and_a_token() -> None:
     )
     assert found.api("me") == "http://configured/services/subsidy/api/v1/me"
     assert (found.user, found.project, found.profile) == ("alice", "alpha", None)
+
+
+def test_a_course_student_sees_their_allowance_not_the_course_money() -> None:
+    """GET me of a course's student has ``allowance`` and none of the course's money."""
+    student = {
+        "slug": "comp1",
+        "currency": "HKD",
+        "warnings": [],
+        "allowance": {
+            "gpu_hours_per_week": "4",
+            "gpu_hours_used_week": "1.50",
+            "max_session_hours": "2",
+            "profiles": ["cpu-small", "gpu-1"],
+        },
+    }
+    page = render_balance({"projects": [student], "sessions": [], "at": None}, None)
+    assert "comp1 · 1.50 of 4 GPU-h this week" in page
+    assert "2 h" in page and "cpu-small, gpu-1" in page
+    assert "Allocated" not in page and "HK$" not in page
+    offers = {"projects": [OFFERS["projects"][0] | {"slug": "comp1", "available": None}]}
+    estimate = estimate_cost(offers, "gpu-1", 10, None, "HK$")
+    assert (
+        estimate.covered and estimate.verdict == "paid by your course within your weekly GPU-hours"
+    )
+    assert "Available subsidy" not in estimate._repr_html_()

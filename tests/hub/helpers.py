@@ -142,6 +142,12 @@ class HubStack:
         return self._stack.url
 
     @property
+    def admin_password(self) -> str:
+        """The hub admin's (``admin``) own password, which ``launcher.start`` picked."""
+        assert self._stack is not None, "the stack is not running"
+        return self._stack.admin_password
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir / "jupyterhub.log"
 

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from subsidyhub.ledger.db import Database
+from subsidyhub.service.enforcer import Enforcer
+from subsidyhub.service.hubclient import HubClient
 from subsidyhub.settings import Settings
 from subsidyhub.testing.postgres import free_port
 
@@ -131,3 +133,19 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+async def enforce_once(service: Service, hub_api_url: str) -> None:
+    """One round of the service's enforcer (tick, stops, reconciliation) against the real hub.
+
+    The ``service`` fixture runs without the background loop so tests control time; this
+    runs the same :class:`Enforcer` code once, at the service clock's now, feeding the app's
+    metrics.
+    """
+    client = HubClient(hub_api_url, service.hub_token)
+    context = service.app.state.subsidy
+    enforcer = Enforcer(service.settings, service.db, client, context.metrics, service.clock)
+    try:
+        await enforcer.round()
+    finally:
+        await client.aclose()

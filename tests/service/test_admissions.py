@@ -9,9 +9,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from subsidyhub.ledger.models import Charge, Hold, SpawnSession
+from subsidyhub.ledger.models import Charge, Hold, Project, SpawnSession
+from subsidyhub.money import MICRO
+from subsidyhub.testing.hub import TestHub
 
-from .helpers import HOUR, Service, metric_samples, seed
+from .helpers import HOUR, Service, enforce_once, metric_samples, seed
 
 pytestmark = pytest.mark.hub
 
@@ -209,3 +211,50 @@ def test_metrics_count_admissions_refusals_and_stops(service: Service) -> None:
     route = ("route", "/admissions")
     assert found[latency, (("method", "POST"), route, ("status", "201"))] == 1
     assert found[latency, (("method", "POST"), route, ("status", "400"))] == 1
+
+
+def charged_ledger(service: Service, slug: str) -> tuple[float, float]:
+    """(list, subsidy) summed from the project's charge lines, in currency units."""
+    with service.db.read() as session:
+        row = session.execute(
+            select(func.sum(Charge.list_micro), func.sum(Charge.subsidy_micro))
+            .join(Project, Project.id == Charge.project_id)
+            .where(Project.slug == slug)
+        ).one()
+    return int(row[0] or 0) / MICRO, int(row[1] or 0) / MICRO
+
+
+async def test_metrics_of_charges_ticks_and_enforcement(
+    service: Service, jupyterhub: TestHub
+) -> None:
+    seed(service)
+    service.ok("POST", "api/v1/admissions", who="hub", status=201, json=GPU)
+    # The hub admits the same server again: the ledger closes the first session.
+    service.ok("POST", "api/v1/admissions", who="hub", status=201, json=GPU)
+    carol = {**GPU, "user": "carol", "project": "beta"}
+    service.ok("POST", "api/v1/admissions", who="hub", status=201, json=carol)
+    # Four hours later beta's 100.00 (at 32.48/h) ran out, and no server runs in the hub.
+    service.clock.advance(4 * HOUR)
+    await enforce_once(service, jupyterhub.api_url)
+
+    found = metric_samples(service.ok_text("metrics", who="centre-admin"))
+    stops = "subsidyhub_stops_total"
+    assert found[stops, (("reason", "superseded"),)] == 1
+    assert found[stops, (("reason", "subsidy_exhausted"),)] == 1  # carol, by the tick's plan
+    assert found[stops, (("reason", "reconciled"),)] == 1  # alice: the hub has no server
+    assert found["subsidyhub_reconcile_drift", (("kind", "sessions_closed"),)] == 1
+    assert found["subsidyhub_reconcile_drift", (("kind", "servers_unadmitted"),)] == 0
+    assert found["subsidyhub_metering_tick_seconds_count", ()] == 1
+    assert found["subsidyhub_metering_sessions_charged_total", ()] == 2
+    last_tick = found["subsidyhub_metering_last_tick_timestamp_seconds", ()]
+    assert last_tick == service.clock.now_ms / 1000
+    assert found["subsidyhub_enforcement_lateness_seconds_count", ()] == 1
+    for slug in ("alpha", "beta"):
+        listed, subsidy = charged_ledger(service, slug)
+        assert subsidy > 0
+        labels = (("project", slug),)
+        assert found["subsidyhub_project_charged_list_total", labels] == pytest.approx(listed)
+        assert found["subsidyhub_project_charged_subsidy_total", labels] == pytest.approx(subsidy)
+    # 4 h of gpu-1 (46.40/h) for alice; the superseded session lasted no time.
+    assert found["subsidyhub_project_charged_list_total", (("project", "alpha"),)] == 185.6
+    assert found["subsidyhub_project_running_servers", (("project", "beta"),)] == 0

@@ -151,6 +151,9 @@ def test_manager_manages_members_of_their_project_only(service: Service) -> None
         "max_gpus": None,
         "gpu_hours_per_week": None,
         "max_session_hours": None,
+        "source": "manual",
+        "name": None,
+        "email": None,
     }
     response = service.call(
         "PUT", "api/v1/projects/alpha/members/carol", who="bob", json={"max_gpus": 8}

@@ -102,3 +102,20 @@ def test_statement_defaults_to_the_current_month(service: Service) -> None:
     document = service.ok("GET", STATEMENT, who="centre-admin")
     assert document["month"] == "2026-12"
     assert document["totals"]["list"] == "46.40"
+
+
+def test_html_statement_for_managers_only(service: Service) -> None:
+    seed(service)
+    run(service, "alice", "gpu-1", "", T0 + HOUR, T0 + 3 * HOUR)
+    page = service.call("GET", f"{STATEMENT}?month=2026-12&format=html", who="bob")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    expected = charged(service, "alpha", "2026-12")
+    grand = page.text.split('<tr class="grand-total">', 1)[1]
+    for key in ("list", "subsidy", "copay"):
+        assert f'data-amount="{expected[key]}"' in grand
+    assert "Alpha <small>(alpha)</small>" in page.text
+    refused = service.call("GET", f"{STATEMENT}?month=2026-12&format=html", who="alice")
+    assert refused.status_code == 403
+    assert refused.json()["status"] == 403

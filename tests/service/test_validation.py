@@ -127,7 +127,7 @@ CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
         "api/v1/projects/alpha/statement?format=xml",
         None,
         400,
-        ("query parameter 'format'", "'json' or 'csv'", "'xml'"),
+        ("query parameter 'format'", "'json', 'csv' or 'html'", "'xml'"),
     ),
     (
         "GET",

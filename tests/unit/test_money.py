@@ -9,6 +9,7 @@ from subsidyhub.money import (
     bp_from_fraction,
     div_round,
     format_money,
+    format_money_exact,
     parse_amount,
     to_decimal_string,
 )
@@ -95,3 +96,17 @@ def test_bp_from_fraction(fraction, bp):
 def test_bp_from_fraction_refuses(bad):
     with pytest.raises(AmountError):
         bp_from_fraction(bad)
+
+
+@pytest.mark.parametrize(
+    ("micro", "text"),
+    [
+        (1_412_305_000, "HK$1,412.305"),  # not rounded to cents: rows must add up exactly
+        (92_800_000, "HK$92.80"),
+        (1, "HK$0.000001"),
+        (-3_200_000, "-HK$3.20"),
+        (0, "HK$0.00"),
+    ],
+)
+def test_format_money_exact(micro, text):
+    assert format_money_exact(micro, "HKD") == text

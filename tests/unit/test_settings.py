@@ -58,6 +58,13 @@ def test_unknown_profile_lists_options():
             "greater than 0",
         ),
         ({"unadmitted_servers": "kill"}, "unadmitted_servers", "'stop', 'admit' or 'ignore'"),
+        ({"gpu_capacity": {"h800": -1}}, "gpu_capacity.h800", "greater than or equal to 0"),
+        ({"gpu_capacity": {"h800": 2.5}}, "gpu_capacity.h800", "valid integer"),
+        (
+            {"prices": {"gpu": {"a100": 1, "h800": 2}}, "gpu_capacity": {"h900": 4}},
+            "gpu_capacity",
+            "'h900' has no price in prices.gpu; allowed: a100, h800",
+        ),
     ],
 )
 def test_errors_name_key(data, key, fragment):

@@ -79,8 +79,21 @@ def severity(project: dict[str, Any]) -> str:
     return {0: "ok", 1: "warning", 2: "critical"}[top]
 
 
+def allowance_line(allowance: dict[str, Any]) -> str:
+    """A course student's week: ``1.50 of 4 GPU-h this week``."""
+    week = allowance.get("gpu_hours_per_week")
+    if week is None:
+        return "no weekly GPU-hour limit"
+    return f"{allowance['gpu_hours_used_week']} of {week} GPU-h this week"
+
+
 def status_line(project: dict[str, Any]) -> str:
-    """``demo · HK$412.30 · 11 h 24 m left``, the status bar's text."""
+    """``demo · HK$412.30 · 11 h 24 m left``, the status bar's text.
+
+    A course's student gets their allowance instead: ``comp1 · 1.50 of 4 GPU-h this week``.
+    """
+    if "allowance" in project:
+        return f"{project['slug']} · {allowance_line(project['allowance'])}"
     parts = [str(project["slug"]), str(project["balance_display"])]
     left = duration(project.get("time_left_seconds"))
     if left is not None:
@@ -99,21 +112,23 @@ class CostEstimate:
     list: Decimal
     subsidy: Decimal
     copay: Decimal
-    available: Decimal
+    available: Decimal | None  # None for a course's student: the course's money is not shown
     allowed: bool
     message: str | None = None
 
     @property
     def covered(self) -> bool:
         """The project's available subsidy pays the subsidised part and the profile is allowed."""
-        return self.allowed and self.subsidy <= self.available
+        return self.allowed and (self.available is None or self.subsidy <= self.available)
 
     @property
     def verdict(self) -> str:
         """Whether the balance covers the job, and why not when it does not."""
-        available = money(self.available, self.symbol)
         if not self.allowed and self.message:
             return f"not allowed: {self.message}"
+        if self.available is None:
+            return "paid by your course within your weekly GPU-hours"
+        available = money(self.available, self.symbol)
         if self.covered:
             return f"covered: {available} of subsidy available"
         return f"not covered: it needs {money(self.subsidy, self.symbol)} of subsidy, {available} is available"
@@ -139,6 +154,7 @@ class CostEstimate:
                 ("Co-pay", self.copay),
                 ("Available subsidy", self.available),
             )
+            if value is not None
         )
         return (
             f"<div class='jp-subsidy-cost {NO_MATH}'><b>{self.hours.normalize():f} h of "
@@ -183,7 +199,9 @@ def estimate_cost(
         list=list_cost,
         subsidy=subsidy,
         copay=list_cost - subsidy,
-        available=decimal_of(chosen["available"], "available"),
+        available=None
+        if chosen.get("available") is None
+        else decimal_of(chosen["available"], "available"),
         allowed=bool(offer.get("allowed", True)),
         message=offer.get("message"),
     )

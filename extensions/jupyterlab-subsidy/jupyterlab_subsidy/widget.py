@@ -21,6 +21,7 @@ import ipywidgets
 
 from jupyterlab_subsidy.figures import (
     NO_MATH,
+    allowance_line,
     choose_project,
     duration,
     money,
@@ -53,15 +54,18 @@ def _warning_text(project: dict[str, Any], warning: dict[str, Any]) -> str:
     return str(warning["message"])
 
 
-def render_balance(me: dict[str, Any], preferred: str | None, server_name: str = "") -> str:
-    """The widget's HTML for a ``GET me`` answer; pure, for tests."""
-    project = choose_project(me.get("projects", []), preferred)
-    if project is None:
-        return (
-            f"<div class='jp-subsidy-widget {NO_MATH}'>You are not a member of any project.</div>"
-        )
-    symbol = symbol_of(project)
-    level = severity(project)
+def _allowance_rows(allowance: dict[str, Any]) -> list[tuple[str, str]]:
+    """A course student's rows: their weekly GPU-hours and limits, not the course's money."""
+    session = allowance.get("max_session_hours")
+    profiles = allowance.get("profiles")
+    return [
+        ("GPU-hours", allowance_line(allowance)),
+        ("Longest session", "no limit" if session is None else f"{session} h"),
+        ("Profiles", "all" if profiles is None else ", ".join(profiles)),
+    ]
+
+
+def _balance_rows(project: dict[str, Any], symbol: str) -> list[tuple[str, str]]:
     allocated = Decimal(project["allocated"])
     balance = Decimal(project["balance"])
     rows = [
@@ -80,6 +84,22 @@ def render_balance(me: dict[str, Any], preferred: str | None, server_name: str =
     left = duration(project.get("time_left_seconds"))
     if left is not None:
         rows.append(("Time left", f"{left} (until {_clock(project.get('exhaustion_at'))})"))
+    return rows
+
+
+def render_balance(me: dict[str, Any], preferred: str | None, server_name: str = "") -> str:
+    """The widget's HTML for a ``GET me`` answer; pure, for tests."""
+    project = choose_project(me.get("projects", []), preferred)
+    if project is None:
+        return (
+            f"<div class='jp-subsidy-widget {NO_MATH}'>You are not a member of any project.</div>"
+        )
+    symbol = symbol_of(project)
+    level = severity(project)
+    if "allowance" in project:
+        rows = _allowance_rows(project["allowance"])
+    else:
+        rows = _balance_rows(project, symbol)
     own = next(
         (
             s

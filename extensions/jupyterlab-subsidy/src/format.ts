@@ -24,6 +24,20 @@ export interface IQuota {
   gpu_types: string[] | null;
 }
 
+/** A course student's week; they get this instead of the course's money. */
+export interface IAllowance {
+  gpu_hours_per_week: string | null;
+  gpu_hours_used_week: string;
+  gpu_hours_left_week: string | null;
+  max_session_hours: string | null;
+  max_gpus: number | null;
+  profiles: string[] | null;
+}
+
+/**
+ * A project in `GET me`. For a course's student the money fields (allocated … quota, usage)
+ * are absent and `allowance` is given: check `allowance` before reading them.
+ */
 export interface IProject {
   slug: string;
   name: string;
@@ -44,6 +58,7 @@ export interface IProject {
   quota: IQuota;
   warnings: IWarning[];
   usage?: { gpus_in_use: number; gpu_hours_week: string };
+  allowance?: IAllowance;
 }
 
 export interface ISession {
@@ -115,7 +130,8 @@ export function money(amount: string | bigint, symbol: string): string {
 
 /** The symbol the service used in `balance_display` ("HK$412.30" gives "HK$"). */
 export function symbolOf(project: IProject): string {
-  const shown = project.balance_display.replace(/^-/, '');
+  // Absent for a course's student, who then sees amounts in the currency's code.
+  const shown = (project.balance_display ?? '').replace(/^-/, '');
   const digit = shown.search(/\d/);
   return digit > 0 ? shown.slice(0, digit) : `${project.currency} `;
 }
@@ -205,8 +221,19 @@ export function warningText(project: IProject, warning: IWarning): string {
   return warning.message;
 }
 
-/** `demo · HK$412.30 · 11 h 24 m left`. */
+/** `1.50 of 4 GPU-h this week`, or that there is no weekly limit. */
+export function allowanceLine(allowance: IAllowance): string {
+  if (allowance.gpu_hours_per_week === null) {
+    return 'no weekly GPU-hour limit';
+  }
+  return `${allowance.gpu_hours_used_week} of ${allowance.gpu_hours_per_week} GPU-h this week`;
+}
+
+/** `demo · HK$412.30 · 11 h 24 m left`; a course's student: `comp1 · 1.50 of 4 GPU-h this week`. */
 export function statusLine(project: IProject): string {
+  if (project.allowance) {
+    return `${project.slug} · ${allowanceLine(project.allowance)}`;
+  }
   const parts = [project.slug, project.balance_display];
   const left = duration(project.time_left_seconds);
   if (left !== null) {

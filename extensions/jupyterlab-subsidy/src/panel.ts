@@ -11,10 +11,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import {
+  IAllowance,
   IMe,
   IProject,
   ISession,
   Severity,
+  allowanceLine,
   chooseProject,
   clock,
   duration,
@@ -304,7 +306,73 @@ export class SubsidyPanel extends Widget {
     );
   }
 
+  /** A course's student: their weekly GPU-hours and limits, not the course's money. */
+  private _allowance(
+    project: IProject,
+    allowance: IAllowance,
+    session: ISession | null
+  ): HTMLElement {
+    const bars: HTMLElement[] = [];
+    if (allowance.gpu_hours_per_week !== null) {
+      bars.push(
+        bar(
+          'GPU-hours this week',
+          Number(allowance.gpu_hours_used_week),
+          Number(allowance.gpu_hours_per_week),
+          allowanceLine(allowance)
+        )
+      );
+    }
+    if (session && allowance.max_session_hours !== null) {
+      const hours = (Date.now() - Date.parse(session.started)) / 3_600_000;
+      bars.push(
+        bar(
+          'This session',
+          hours,
+          Number(allowance.max_session_hours),
+          `${hours.toFixed(1)} of ${allowance.max_session_hours} h`
+        )
+      );
+    }
+    return h(
+      'section',
+      {
+        class: 'jp-subsidy-project',
+        'data-project': project.slug,
+        'data-severity': severity(project)
+      },
+      h('h3', {}, project.name, h('small', {}, ` ${project.slug} · student`)),
+      project.warnings.length > 0 &&
+        h(
+          'ul',
+          { class: 'jp-subsidy-warnings' },
+          ...project.warnings.map(w =>
+            h('li', { 'data-level': w.level }, warningText(project, w))
+          )
+        ),
+      h(
+        'dl',
+        {},
+        ...row(
+          'Profiles',
+          allowance.profiles === null ? 'all' : allowance.profiles.join(', ')
+        ),
+        ...row(
+          'Longest session',
+          allowance.max_session_hours === null
+            ? 'no limit'
+            : `${allowance.max_session_hours} h`
+        )
+      ),
+      h('h4', {}, 'Your allowance'),
+      ...bars
+    );
+  }
+
   private _project(project: IProject, session: ISession | null): HTMLElement {
+    if (project.allowance) {
+      return this._allowance(project, project.allowance, session);
+    }
     const symbol = symbolOf(project);
     const allocated = toMicro(project.allocated);
     const balance = toMicro(project.balance);

@@ -26,7 +26,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from subsidyhub.cli import audit, database, members, prices, projects, quota, statement, up
+from subsidyhub.cli import (
+    audit,
+    courses,
+    database,
+    members,
+    prices,
+    projects,
+    quota,
+    report,
+    statement,
+    up,
+)
 from subsidyhub.cli.context import CliError, Invocation
 from subsidyhub.errors import InvalidInput, SubsidyError
 from subsidyhub.settings import CONFIG_ENV, ConfigError
@@ -130,12 +141,14 @@ admin.add_typer(projects.app, name="project")
 admin.command("allocate", context_settings={"ignore_unknown_options": True})(projects.allocate)
 admin.add_typer(members.app, name="member")
 admin.add_typer(quota.app, name="quota")
+admin.add_typer(courses.app, name="course")
 admin.add_typer(prices.app, name="price")
 admin.command("audit")(audit.show_audit)
 
 app.add_typer(database.app, name="db")
 app.add_typer(admin, name="admin")
 app.command("statement")(statement.statement)
+app.add_typer(report.app, name="report")
 app.command("up")(up.up)
 
 

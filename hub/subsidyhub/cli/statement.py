@@ -18,11 +18,13 @@ from subsidyhub.cli.context import CliError, Invocation
 from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import projects, statements
 from subsidyhub.money import format_money
+from subsidyhub.reports.statement_html import render_statement_html
 
 
 class Format(StrEnum):
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 def statement(
@@ -40,7 +42,8 @@ def statement(
         typer.Option(
             "--format",
             help="csv: one row per project, user and profile plus a TOTAL row; json: the same "
-            "with project details.",
+            "with project details; html: a self-contained printable page, one project per "
+            "printed page, headed with centre_name.",
         ),
     ] = Format.csv,
     output_file: Annotated[
@@ -55,6 +58,7 @@ def statement(
     Examples:
       subsidyhub statement protein-folding --month 2026-11
       subsidyhub statement --all --month 2026-11 --format json --output 2026-11.json
+      subsidyhub statement --all --month 2026-11 --format html --output 2026-11.html
     """
     if bool(slugs) == all_projects:
         raise InvalidInput("give one or more project slugs, or --all, but not both")
@@ -64,7 +68,12 @@ def statement(
     with run.database().read() as session:
         chosen = None if all_projects else [projects.get_project(session, s) for s in slugs or []]
         result = statements.statement(session, month, currency, chosen)
-    text = result.as_csv() if fmt is Format.csv else json.dumps(result.as_dict(), indent=2) + "\n"
+    if fmt is Format.html:
+        text = render_statement_html(result, run.settings.centre_name)
+    elif fmt is Format.csv:
+        text = result.as_csv()
+    else:
+        text = json.dumps(result.as_dict(), indent=2) + "\n"
     if output_file is None:
         typer.echo(text, nl=False)
         return

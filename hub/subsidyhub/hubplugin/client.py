@@ -1,4 +1,4 @@
-"""The hub's client for the subsidy service: spawn offers, admissions and stops.
+"""The hub's client for the subsidy service: spawn offers, admissions, stops, SSO groups.
 
 Runs inside the JupyterHub process, so it is asynchronous and never blocks the hub's event
 loop. It tells two failures apart, because they lead to different answers for the user: the
@@ -9,6 +9,7 @@ service *refused* (a 4xx with its message, shown as is) or the service is *unrea
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -85,3 +86,9 @@ class SubsidyClient:
             if refusal.status == 404:
                 return None
             raise
+
+    async def sync_sso_groups(self, user: str, groups: list[str]) -> dict[str, Any]:
+        """Make the user's SSO memberships what their identity-provider groups imply."""
+        return await self._call(
+            "PUT", f"users/{quote(user, safe='')}/sso-groups", {"groups": groups}
+        )

@@ -15,10 +15,12 @@ from typing import Any
 from subsidyhub.hubplugin.client import SubsidyClient
 from subsidyhub.hubplugin.form import image_labels, options_from_form, render_options_form
 from subsidyhub.hubplugin.hooks import SubsidyHooks
+from subsidyhub.hubplugin.sso import SsoGroupSync
 from subsidyhub.settings import Settings
 
 SERVICE_NAME = "subsidy"
 ADMIN_SCOPE = "custom:subsidy:admin"
+HUB_ADMIN_POWER_SCOPE = "admin:users"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -52,6 +54,10 @@ def update_service(c: Any, plan: HubPlan) -> None:
         "api_token": plan.service_token,
         "display": True,
         "oauth_no_confirm": True,
+        # The admin page's sign-in token: the hub grants each scope only to users who hold
+        # it, so an admin's token says so (service/auth.py Identity.is_admin) and a
+        # non-admin's carries neither.
+        "oauth_client_allowed_scopes": [ADMIN_SCOPE, HUB_ADMIN_POWER_SCOPE],
     }
     if plan.manage_service:
         environment = dict(plan.service_environment)
@@ -151,6 +157,21 @@ def update_backend(c: Any, settings: Settings) -> None:
         update_docker(c, settings)
 
 
+def update_sso(c: Any, settings: Settings, client: SubsidyClient) -> None:
+    """With ``sso.groups``, sync memberships from the identity provider's groups at login.
+
+    Set on ``Authenticator`` so it applies to any authenticator class; a hook the deployment
+    set there already runs first. Needs ``manage_groups`` on the authenticator (see
+    docs/authentication.md); without it the hook has no groups and does nothing.
+    """
+    if not settings.sso.groups:
+        return
+    previous = c.Authenticator.post_auth_hook
+    if isinstance(previous, SsoGroupSync):  # configured twice: keep the deployment's hook only
+        previous = previous.previous
+    c.Authenticator.post_auth_hook = SsoGroupSync(client, previous if callable(previous) else None)
+
+
 def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
     client = SubsidyClient(plan.api_url, plan.service_token)
     hooks = SubsidyHooks(settings, client)
@@ -160,4 +181,5 @@ def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
     update_backend(c, settings)
     update_templates(c)
     update_server_environment(c, plan)
+    update_sso(c, settings, client)
     return hooks

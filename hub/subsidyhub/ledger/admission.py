@@ -22,7 +22,15 @@ from subsidyhub.ledger import prices
 from subsidyhub.ledger.accounts import Account, load_account
 from subsidyhub.ledger.metering import charge_one
 from subsidyhub.ledger.models import Hold, Member, Project, SpawnSession
-from subsidyhub.ledger.policy import Decision, ProjectFacts, Quota, SpawnRequest, Usage, decide
+from subsidyhub.ledger.policy import (
+    Decision,
+    ProjectFacts,
+    Quota,
+    SpawnRequest,
+    Usage,
+    decide,
+    is_student,
+)
 from subsidyhub.ledger.pricing import PriceList, Resources, cost_for, list_rate_per_hour
 from subsidyhub.ledger.projects import get_member, get_project, projects_of
 from subsidyhub.money import MS_PER_HOUR
@@ -44,6 +52,8 @@ class Admission:
     started_ms: int
     max_stop_ms: int | None
     price_version: int
+    # The session of the same server this admission closed first (reason "superseded").
+    superseded_session_id: int | None = None
 
 
 def resources_of(profile: Profile) -> Resources:
@@ -136,6 +146,7 @@ def _facts(
         available=account.available,
         has_active_allocation=account.allocated > 0,
         is_member=member is not None,
+        student=is_student(project.kind, member.role if member else None),
     )
 
 
@@ -255,6 +266,7 @@ def admit(
         now_ms,
         max_stop,
         version.id,
+        stale.id if stale is not None else None,
     )
 
 

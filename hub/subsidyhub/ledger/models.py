@@ -104,6 +104,11 @@ class Member(Base):
     gpu_ms_per_week: Mapped[int | None]
     max_session_ms: Mapped[int | None]
     created_ms: Mapped[int]
+    # How the membership came about: "manual", "roster" or "sso". Roster and SSO sync only
+    # ever remove memberships of their own source, so neither undoes the other or an admin.
+    source: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
 
 
 class PriceVersion(Base):

@@ -26,6 +26,11 @@ class Quota:
     allowed_gpu_types: frozenset[str] | None = None
 
 
+def is_student(kind: str, role: str | None) -> bool:
+    """A plain member of a course: sees an allowance instead of the course's money."""
+    return kind == "course" and role == "member"
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectFacts:
     slug: str
@@ -34,6 +39,8 @@ class ProjectFacts:
     available: int
     has_active_allocation: bool
     is_member: bool
+    # A course's student is told about their allowance, never the course's money.
+    student: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,12 @@ def decide(project: ProjectFacts, quota: Quota, usage: Usage, request: SpawnRequ
             )
         week_duration = left_ms // request.gpu_count
         max_duration = week_duration if max_duration is None else min(max_duration, week_duration)
+    if project.available < request.hold and project.student:
+        return _refuse(
+            "insufficient_balance",
+            f"Course {slug} has too little subsidy left to start {profile}. "
+            "Ask your lecturer to top up the course, or pick a smaller profile.",
+        )
     if project.available < request.hold:
         cheaper = [slug_ for slug_, hold in request.alternatives if hold <= project.available]
         advice = "Ask your project manager to top up"

@@ -103,6 +103,10 @@ def describe_member(member: Member) -> dict[str, Any]:
         "max_gpus": member.max_gpus,
         "gpu_hours_per_week": ms_to_hours(member.gpu_ms_per_week),
         "max_session_hours": ms_to_hours(member.max_session_ms),
+        # How the membership came about (manual, roster, sso) and the contact a roster gave.
+        "source": member.source,
+        "name": member.display_name,
+        "email": member.email,
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from subsidyhub.ledger.models import Charge, Project, SpawnSession
+from subsidyhub.ledger.models import Charge, Organisation, Project, SpawnSession
 from subsidyhub.money import MS_PER_HOUR, bp_to_fraction_string, to_decimal_string
 from subsidyhub.timeutil import month_bounds
 
@@ -183,8 +183,14 @@ def statement(
         if projects is not None
         else list(session.scalars(select(Project).order_by(Project.slug)))
     )
+    organisations = {org.id: org.name for org in session.scalars(select(Organisation))}
     described = [
-        {"slug": p.slug, "name": p.name, "subsidy_rate": bp_to_fraction_string(p.subsidy_bp)}
+        {
+            "slug": p.slug,
+            "name": p.name,
+            "organisation": organisations.get(p.organisation_id) if p.organisation_id else None,
+            "subsidy_rate": bp_to_fraction_string(p.subsidy_bp),
+        }
         for p in listed
     ]
     return Statement(month, currency, described, lines)

@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.accounts import Account
 from subsidyhub.ledger.admission import effective_quota, member_gpu_ms_week
+from subsidyhub.ledger.courses import describe_allowance
 from subsidyhub.ledger.models import Member, Project
 from subsidyhub.ledger.projects import ms_to_hours
 from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import iso
+
+STUDENT_WARNINGS = ("exhausted", "stop_soon")
 
 
 def warnings_for(settings: Settings, project: Any, account: Account) -> list[dict[str, Any]]:
@@ -98,16 +101,17 @@ def summarise_project(
     member: Any = None,
     username: str | None = None,
     gpu_ms_week: int = 0,
+    allowance_only: bool = False,
 ) -> dict[str, Any]:
     """:func:`project_summary` from facts already read, without a query.
 
     ``project`` and ``member`` are ORM rows or plain rows with the same columns;
     ``gpu_ms_week`` is the member's GPU use in the last 7 days (see :func:`gpu_ms_in_week`),
-    shown only with ``username``.
+    shown only with ``username``. ``allowance_only`` (a course's student) gives that
+    member's allowance instead of the project's money, which is the lecturer's business.
     """
     quota = effective_quota(project, member)
-    time_left = account.time_left_ms
-    summary: dict[str, Any] = {
+    head: dict[str, Any] = {
         "slug": project.slug,
         "name": project.name,
         "kind": project.kind,
@@ -115,6 +119,17 @@ def summarise_project(
         "role": member.role if member else None,
         "currency": settings.currency,
         "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
+    }
+    if allowance_only:
+        return head | {
+            "allowance": describe_allowance(quota, gpu_ms_week),
+            # Stops concern the student too; how much money is left does not.
+            "warnings": [
+                w for w in warnings_for(settings, project, account) if w["code"] in STUDENT_WARNINGS
+            ],
+        }
+    time_left = account.time_left_ms
+    summary = head | {
         "allocated": to_decimal_string(account.allocated),
         "balance": to_decimal_string(account.balance),
         "available": to_decimal_string(account.available),

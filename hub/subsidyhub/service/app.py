@@ -6,7 +6,10 @@ metrics and the routes into one app. Everything lives under the JupyterHub servi
 
 * ``{prefix}api/v1/…``: the API (see the route modules);
 * ``{prefix}metrics``: Prometheus text;
+* ``{prefix}health/live`` and ``{prefix}health/ready``: unauthenticated probes;
 * ``{prefix}openapi.json`` and ``{prefix}docs``: the API's description.
+* ``{prefix}admin/``: the admin page, signed in through the hub's OAuth (see
+  :mod:`subsidyhub.service.admin_page`).
 
 Every error is ``{"status", "message"}`` JSON (see :mod:`subsidyhub.service.errors`).
 Requests are logged by method, route and status, never with query strings or headers, so no
@@ -28,7 +31,9 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from subsidyhub.ledger.db import Database, now_ms
+from subsidyhub.service.admin_page import install_admin_page
 from subsidyhub.service.auth import HubAuthenticator
+from subsidyhub.service.browser_auth import BrowserLogin
 from subsidyhub.service.context import ServiceContext
 from subsidyhub.service.enforcer import Enforcer
 from subsidyhub.service.errors import install_error_handlers
@@ -38,18 +43,22 @@ from subsidyhub.service.metrics import ServiceMetrics
 from subsidyhub.service.routes import (
     admissions,
     audit,
+    courses,
+    health,
     me,
     metrics,
     prices,
     projects,
+    servers,
     spending,
+    sso,
     statements,
 )
 from subsidyhub.settings import Settings
 
 access_log = logging.getLogger("subsidyhub.service.access")
 
-API_ROUTERS = (me, spending, projects, prices, admissions, statements, audit)
+API_ROUTERS = (me, spending, projects, prices, admissions, statements, audit, sso, courses, servers)
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -108,6 +117,7 @@ def create_app(
     token_ttl_seconds: float = 30.0,
     enforce: bool = False,
     me_max_age_s: float = 1.0,
+    browser_login: BrowserLogin | None = None,
 ) -> FastAPI:
     """The service app. ``db`` must already be upgraded (see ``ledger.migrate.upgrade``).
 
@@ -115,6 +125,8 @@ def create_app(
     :class:`~subsidyhub.service.enforcer.Enforcer`: metering, stops and reconciliation,
     talking to the hub with ``service_token``. ``me_max_age_s`` bounds how old a ``GET me``
     answer served again may be (see :class:`~subsidyhub.service.me_page.MePages`; 0: never).
+    ``browser_login`` says how the admin page signs in at the hub (default: a managed service
+    on the hub's own origin; see :mod:`subsidyhub.service.browser_auth`).
     """
     prefix = normalise_prefix(prefix)
     service_metrics = ServiceMetrics(db, clock)
@@ -129,11 +141,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background: asyncio.Task[None] | None = None
-        hub: HubClient | None = None
+        # Also what the admin page's Stop button asks the hub with (routes/servers.py).
+        hub = HubClient(hub_api_url, service_token) if service_token else None
+        app.state.hub = hub
         if enforce:
-            if not service_token:
+            if hub is None:
                 raise ValueError("enforcement needs the service's hub token")
-            hub = HubClient(hub_api_url, service_token)
             enforcer = Enforcer(settings, db, hub, service_metrics, clock)
             app.state.enforcer = enforcer
             background = asyncio.create_task(enforcer.run(), name="subsidyhub-enforcer")
@@ -171,5 +184,15 @@ def create_app(
     for module in API_ROUTERS:
         app.include_router(module.router, prefix=f"{prefix}api/v1")
     app.include_router(metrics.router, prefix=prefix.rstrip("/"))
+    app.include_router(health.router, prefix=prefix.rstrip("/"))
+    app.state.hub = None
+    install_admin_page(
+        app,
+        prefix,
+        browser_login
+        or BrowserLogin.for_service(
+            prefix=prefix, hub_api_url=hub_api_url, client_secret=service_token or ""
+        ),
+    )
     app.add_middleware(RequestTimer, histogram=service_metrics.request_seconds)
     return app

@@ -1,6 +1,8 @@
 """Who is calling, and what they may do: JupyterHub tokens in, an :class:`Identity` out.
 
-Every request carries a JupyterHub API token (``Authorization: token X`` or ``Bearer X``).
+Every request carries a JupyterHub API token (``Authorization: token X`` or ``Bearer X``,
+or, from the admin page, a session cookie with a CSRF header: see
+:mod:`subsidyhub.service.browser_auth`).
 The service asks the hub who owns it (``GET {hub_api_url}/user``) and caches the answer for a
 short time, keyed by a SHA-256 of the token, so a JupyterLab status bar polling ``GET me``
 costs the hub one call per token per TTL, not one per poll. Tokens are never logged, stored
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session
 from subsidyhub.errors import Forbidden, SubsidyError
 from subsidyhub.ledger.models import Member, Project
 from subsidyhub.ledger.projects import get_project
+from subsidyhub.service.browser_auth import session_token
 from subsidyhub.service.context import Context
 
 log = logging.getLogger(__name__)
@@ -216,8 +219,15 @@ def identity_from_model(model: dict[str, Any], service_name: str) -> Identity:
 
 
 async def authenticate(request: Request, context: Context) -> Identity:
-    """FastAPI dependency: the caller's identity, or a 401."""
-    token = token_from_header(request.headers.get("authorization"))
+    """FastAPI dependency: the caller's identity, or a 401.
+
+    An ``Authorization`` header wins; without one, the admin page's session cookie counts,
+    with its CSRF header (see :mod:`subsidyhub.service.browser_auth`).
+    """
+    header = request.headers.get("authorization")
+    token = session_token(request) if header is None else None
+    if token is None:
+        token = token_from_header(header)
     return await context.authenticator.identify(token)
 
 

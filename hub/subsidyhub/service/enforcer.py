@@ -118,8 +118,10 @@ class Enforcer:
         state = self.state
         if now >= state.next_tick_ms:
             began = time.perf_counter()
-            await asyncio.to_thread(charge_until, self.db, now)
+            charged = await asyncio.to_thread(charge_until, self.db, now)
             self.metrics.tick_seconds.observe(time.perf_counter() - began)
+            self.metrics.sessions_charged.inc(charged)
+            self.metrics.last_tick.set(now / 1000)
             state.next_tick_ms = now + int(self.settings.metering.interval_seconds * 1000)
             state.marker = None
         marker = await asyncio.to_thread(self._marker)

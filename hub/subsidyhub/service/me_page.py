@@ -31,6 +31,7 @@ from subsidyhub.ledger.accounts import RunningSession, compute_account, running_
 from subsidyhub.ledger.admission import WEEK_MS, gpu_ms_in_week
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import Allocation, Hold, Member, Project, SpawnSession
+from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.summary import summarise_project
 from subsidyhub.service.views import describe_session
 from subsidyhub.settings import Settings
@@ -199,6 +200,7 @@ def read_page(
                 member=entry.member,
                 username=username,
                 gpu_ms_week=gpu_ms_in_week(entry.recent, now_ms),
+                allowance_only=not is_admin and is_student(entry.project.kind, entry.member.role),
             )
         )
     return {

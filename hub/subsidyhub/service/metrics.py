@@ -1,10 +1,18 @@
 """Prometheus metrics of one service instance: its own registry, never the global one.
 
 Counters and the latency histogram are updated as requests happen. Project balances and burn
-rates are gauges computed at scrape time from the ledger (one read transaction, three
+rates are gauges computed at scrape time from the ledger (one read transaction, four
 queries for all projects), so they are exact at the moment of the scrape and cost nothing
 between scrapes. Amounts are in currency units, as floats: fine for graphs and alerts, never
 used for accounting.
+
+Charged amounts per project are counters read from the ledger at scrape time too, not
+incremented by the tick: charges are written by the tick, by stops and by whichever replica
+leads, so only the ledger sees them all, and its totals survive restarts (no counter reset)
+and agree with every replica. They are summed from the sessions' running totals (one row per
+server start, kept equal to the sum of its charge lines), not from the charge lines
+themselves, which grow by one row per server per minute. The count of sessions each tick
+charged is an in-process counter: it measures this process's metering work.
 """
 
 from __future__ import annotations
@@ -12,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.models import SpawnSession
 from subsidyhub.ledger.projects import list_projects
 from subsidyhub.money import MICRO
 
@@ -35,7 +45,7 @@ class ProjectAccounts(Collector):
         yield from self._families()
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
+    def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
         labels = ["project"]
         return (
             GaugeMetricFamily(
@@ -61,14 +71,35 @@ class ProjectAccounts(Collector):
             GaugeMetricFamily(
                 "subsidyhub_project_gpus_in_use", "GPUs the project holds.", labels=labels
             ),
+            CounterMetricFamily(
+                "subsidyhub_project_charged_list",
+                "List price charged to the project's sessions ever, in currency units.",
+                labels=labels,
+            ),
+            CounterMetricFamily(
+                "subsidyhub_project_charged_subsidy",
+                "Subsidy charged to the project's sessions ever (drawn from its allocations), "
+                "in currency units.",
+                labels=labels,
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        balance, available, burn, running, gpus = self._families()
+        balance, available, burn, running, gpus, charged_list, charged_subsidy = self._families()
         now = self._clock()
         with self._db.read() as session:
             projects = list_projects(session)
             accounts = load_accounts(session, projects, now)
+            charged = {
+                row[0]: (int(row[1] or 0), int(row[2] or 0))
+                for row in session.execute(
+                    select(
+                        SpawnSession.project_id,
+                        func.sum(SpawnSession.charged_list_micro),
+                        func.sum(SpawnSession.charged_subsidy_micro),
+                    ).group_by(SpawnSession.project_id)
+                )
+            }
         for project in projects:
             account = accounts[project.id]
             labels = [project.slug]
@@ -77,7 +108,10 @@ class ProjectAccounts(Collector):
             burn.add_metric(labels, account.burn_rate_per_hour / MICRO)
             running.add_metric(labels, len(account.sessions))
             gpus.add_metric(labels, account.gpus_in_use)
-        yield from (balance, available, burn, running, gpus)
+            list_micro, subsidy_micro = charged.get(project.id, (0, 0))
+            charged_list.add_metric(labels, list_micro / MICRO)
+            charged_subsidy.add_metric(labels, subsidy_micro / MICRO)
+        yield from (balance, available, burn, running, gpus, charged_list, charged_subsidy)
 
 
 class ServiceMetrics:
@@ -114,6 +148,17 @@ class ServiceMetrics:
             "subsidyhub_metering_tick_seconds",
             "Time to charge all running sessions once.",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.sessions_charged = Counter(
+            "subsidyhub_metering_sessions_charged",
+            "Sessions this process's metering ticks charged (one charge line each, two across "
+            "a month start).",
+            registry=self.registry,
+        )
+        self.last_tick = Gauge(
+            "subsidyhub_metering_last_tick_timestamp_seconds",
+            "When this process last finished a metering tick (Unix time); 0 if it never led.",
             registry=self.registry,
         )
         self.enforcement_lateness_seconds = Histogram(

@@ -5,6 +5,8 @@ JupyterHub starts ``python -m subsidyhub.service`` with
 * ``JUPYTERHUB_SERVICE_URL``: where to listen (``http://127.0.0.1:10101``);
 * ``JUPYTERHUB_SERVICE_PREFIX``: the URL prefix the proxy forwards (``/services/subsidy/``);
 * ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_API_TOKEN``: the hub's API and the service's token;
+* ``JUPYTERHUB_CLIENT_ID``, ``JUPYTERHUB_OAUTH_CALLBACK_URL``, ``JUPYTERHUB_HOST`` and
+  ``JUPYTERHUB_BASE_URL``: how the admin page signs in through the hub's OAuth;
 
 and SubsidyHub adds ``SUBSIDYHUB_CONFIG`` (the ``subsidyhub.yaml`` in force; the embedded
 default when unset). At start the database schema is brought up to date and the config's
@@ -27,6 +29,7 @@ import uvicorn
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.service.app import create_app
+from subsidyhub.service.browser_auth import BrowserLogin
 from subsidyhub.settings import ConfigError, load_settings
 
 DEFAULT_PREFIX = "/services/subsidy/"
@@ -44,6 +47,7 @@ class ServiceEnvironment:
     prefix: str
     hub_api_url: str
     api_token: str
+    browser_login: BrowserLogin
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ServiceEnvironment:
@@ -60,12 +64,22 @@ class ServiceEnvironment:
                 f"JUPYTERHUB_SERVICE_URL {environ['JUPYTERHUB_SERVICE_URL']!r} is not an "
                 "http URL; give one such as http://127.0.0.1:10101"
             )
+        prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX") or DEFAULT_PREFIX
         return cls(
             host=url.hostname,
             port=url.port or (443 if url.scheme == "https" else 80),
-            prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX") or DEFAULT_PREFIX,
+            prefix=prefix,
             hub_api_url=environ["JUPYTERHUB_API_URL"],
             api_token=environ["JUPYTERHUB_API_TOKEN"],
+            browser_login=BrowserLogin.for_service(
+                prefix=prefix,
+                hub_api_url=environ["JUPYTERHUB_API_URL"],
+                client_secret=environ["JUPYTERHUB_API_TOKEN"],
+                client_id=environ.get("JUPYTERHUB_CLIENT_ID") or "service-subsidy",
+                hub_host=environ.get("JUPYTERHUB_HOST", ""),
+                hub_base_url=environ.get("JUPYTERHUB_BASE_URL") or "/",
+                callback_url=environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL") or None,
+            ),
         )
 
 
@@ -88,6 +102,7 @@ def main() -> None:
         hub_api_url=environment.hub_api_url,
         service_token=environment.api_token,
         enforce=True,
+        browser_login=environment.browser_login,
     )
     # Everything alive now (modules, metadata, settings) lives as long as the process: keep it
     # out of the garbage collector's full scans, which otherwise recur during every tick.

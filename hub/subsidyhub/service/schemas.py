@@ -199,3 +199,14 @@ class ServerStopRequest(Body):
     user: Username
     server_name: ServerName = ""
     reason: ReasonCode = "user"
+
+
+class SsoGroupsPut(Body):
+    groups: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        max_length=5000,
+        description="Every group the identity provider reports for the user; [] for none.",
+    )
+
+
+class AdminStopRequest(Body):
+    reason: ReasonCode = "admin"

@@ -130,7 +130,13 @@ class TestHub:
     def config_text(self) -> str:
         subsidy: dict[str, Any] = {"name": SERVICE_NAME, "api_token": self.service_token}
         if self.service_url:
-            subsidy["url"] = self.service_url
+            # OAuth as hubplugin/config.py sets it, so the admin page's sign-in can be tested
+            # (the hub derives the redirect URI from the service's URL).
+            subsidy |= {
+                "url": self.service_url,
+                "oauth_no_confirm": True,
+                "oauth_client_allowed_scopes": [ADMIN_SCOPE, "admin:users"],
+            }
         if self._service_command:
             subsidy["command"] = self._service_command
             subsidy["environment"] = self._service_environment

@@ -63,6 +63,8 @@ def admit_spawn(
         counter.labels("refused" if isinstance(error, Refused) else "invalid", error.reason).inc()
         raise
     counter.labels("admitted", "admitted").inc()
+    if admission.superseded_session_id is not None:
+        context.metrics.stops.labels("superseded").inc()
     return views.describe_admission(admission)
 
 

@@ -16,7 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import prices
 from subsidyhub.ledger.accounts import load_accounts
-from subsidyhub.ledger.admission import evaluate
+from subsidyhub.ledger.admission import effective_quota, evaluate, member_gpu_ms_week
+from subsidyhub.ledger.courses import describe_allowance, hours_left_for
+from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.projects import projects_of
 from subsidyhub.money import bp_to_fraction_string, to_decimal_string
 from subsidyhub.service import views
@@ -74,16 +76,26 @@ def read_profiles(name: str, identity: CurrentIdentity, context: Context) -> dic
         accounts = load_accounts(session, [project for project, _ in memberships], now)
         offered: list[dict[str, Any]] = []
         for project, member in memberships:
+            # A course's student sees their own allowance, never the course's money.
+            allowance = (
+                describe_allowance(
+                    effective_quota(project, member),
+                    member_gpu_ms_week(session, project.id, name, now),
+                )
+                if is_student(project.kind, member.role)
+                else None
+            )
             offers = []
             for profile in settings.profiles:
                 decision, account, hold = evaluate(
                     session, settings, project, name, profile, price_list, now
                 )
-                offers.append(
-                    views.describe_offer(
-                        profile, price_list, project.subsidy_bp, account, decision, hold
-                    )
+                offer = views.describe_offer(
+                    profile, price_list, project.subsidy_bp, account, decision, hold
                 )
+                if allowance is not None:
+                    offer["hours_left"] = hours_left_for(allowance, profile.gpu_count)
+                offers.append(offer)
             offered.append(
                 {
                     "slug": project.slug,
@@ -91,7 +103,10 @@ def read_profiles(name: str, identity: CurrentIdentity, context: Context) -> dic
                     "role": member.role,
                     "status": project.status,
                     "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
-                    "available": to_decimal_string(accounts[project.id].available),
+                    "available": None
+                    if allowance is not None
+                    else to_decimal_string(accounts[project.id].available),
+                    "allowance": allowance,
                     "profiles": offers,
                 }
             )

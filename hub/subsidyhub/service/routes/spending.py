@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from subsidyhub.errors import Forbidden
+from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.projects import projects_of
 from subsidyhub.ledger.spending import MAX_DAYS, check_days, daily_spending
 from subsidyhub.service.auth import CurrentIdentity
@@ -35,7 +36,12 @@ def read_spending(
         )
     currency = context.settings.currency
     with context.db.read() as session:
-        projects = [project for project, _ in projects_of(session, identity.name)]
+        # A course's money is its lecturers' business; its students see their allowance.
+        projects = [
+            project
+            for project, member in projects_of(session, identity.name)
+            if identity.is_admin or not is_student(project.kind, member.role)
+        ]
         spent = daily_spending(session, [p.id for p in projects], context.clock(), count)
     return {
         "user": identity.name,

@@ -1,4 +1,4 @@
-"""Monthly statements of a project, as JSON or CSV (admins and the project's managers).
+"""Monthly statements of a project, as JSON, CSV or printable HTML (admins and the project's managers).
 
 The numbers are sums of the ledger's charge lines, so they reconcile with the ledger to
 the micro-unit; this is what the centre attaches to its subsidy claim.
@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
 
 from subsidyhub.ledger.statements import statement
+from subsidyhub.reports.statement_html import render_statement_html
 from subsidyhub.service.auth import CurrentIdentity, project_for
 from subsidyhub.service.context import Context
 from subsidyhub.timeutil import month_bounds, month_of
@@ -30,13 +32,20 @@ def read_statement(
     month: Annotated[
         str | None, Query(description="YYYY-MM (UTC); default the current month")
     ] = None,
-    output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    output: Annotated[Literal["json", "csv", "html"], Query(alias="format")] = "json",
 ) -> dict[str, Any] | Response:
     chosen = month or month_of(context.clock())
     month_bounds(chosen)  # a malformed month is a 400 before any query
     with context.db.read() as session:
         project = project_for(session, identity, slug, "read the statement")
         result = statement(session, chosen, context.settings.currency, [project])
+    if output == "html":
+        # Served as a document to open and print, not a download; the CSP forbids any
+        # script or outside asset, whatever a project's name holds.
+        return HTMLResponse(
+            render_statement_html(result, context.settings.centre_name),
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
     if output == "csv":
         filename = f"subsidyhub-{slug}-{chosen}.csv"
         return Response(

@@ -1,0 +1,115 @@
+"""``subsidyhub report utilisation``: GPU-hours used over GPU capacity, per GPU type and month.
+
+The numbers come from :func:`subsidyhub.ledger.utilisation.utilisation`, which sums the same
+charge lines as the statements, so the report's GPU-hours, list and subsidy totals equal the
+month's statements. A type whose capacity is unknown is reported, not an error: the report
+says which key to set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from subsidyhub.cli import output, values
+from subsidyhub.cli.context import Invocation
+from subsidyhub.ledger.utilisation import utilisation
+
+app = typer.Typer(help="Reports for the funder.", no_args_is_help=True)
+
+COLUMNS = (
+    "gpu_type",
+    "gpus",
+    "capacity_source",
+    "capacity_gpu_hours",
+    "used_gpu_hours",
+    "utilisation_percent",
+    "sessions",
+    "list",
+    "subsidy",
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command("utilisation")
+def report_utilisation(
+    ctx: typer.Context,
+    month: Annotated[
+        str, typer.Option("--month", metavar="YYYY-MM", help="Calendar month in UTC, e.g. 2026-11.")
+    ],
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="table for people; csv (one row per GPU type plus TOTAL) or json for the claim.",
+        ),
+    ] = Format.table,
+) -> None:
+    """Print GPU utilisation per GPU type: GPU-hours used over GPU capacity in the month.
+
+    Used GPU-hours are those charged to admitted sessions (GPUs × hours each server held
+    them, cut at month bounds exactly as statements are). Capacity is the type's GPUs
+    (config key gpu_capacity, else local.gpus/docker.gpus when the pool is one type) × the
+    hours of the month. List and subsidy are the sessions' whole charges; a cpu-only row
+    holds sessions without GPUs, so the totals equal the month's statements.
+
+    Examples:
+      subsidyhub report utilisation --month 2026-11
+      subsidyhub report utilisation --month 2026-11 --format csv > utilisation-2026-11.csv
+    """
+    month = values.month(month)
+    run: Invocation = ctx.obj
+    with run.database().read() as session:
+        result = utilisation(session, run.settings, month)
+    document = result.as_dict()
+    rows = [*document["rows"], document["totals"]]
+    if fmt is Format.json:
+        output.print_json(document)
+    elif fmt is Format.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["month", *COLUMNS], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({"month": month} | row for row in rows)
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        output.print_table(
+            [
+                "GPU type",
+                "GPUs",
+                "Capacity GPU-h",
+                "Used GPU-h",
+                "Utilisation %",
+                "Sessions",
+                f"List ({result.currency})",
+                f"Subsidy ({result.currency})",
+            ],
+            (
+                [
+                    row["gpu_type"],
+                    row["gpus"],
+                    row["capacity_gpu_hours"],
+                    row["used_gpu_hours"],
+                    row["utilisation_percent"],
+                    row["sessions"],
+                    row["list"],
+                    row["subsidy"],
+                ]
+                for row in rows
+            ),
+            title=f"GPU utilisation {month} ({document['hours_in_month']} hours)",
+        )
+    if result.unknown_types:
+        typer.echo(
+            f"note: capacity unknown for {', '.join(result.unknown_types)}; set "
+            "gpu_capacity: {TYPE: GPUS} in subsidyhub.yaml (see docs/configuration.md)",
+            err=True,
+        )

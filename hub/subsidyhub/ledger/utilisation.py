@@ -1,0 +1,190 @@
+"""Monthly GPU utilisation per GPU type: GPU-hours charged over GPU capacity.
+
+The figure a centre reports to its funder. Definitions, also in
+docs/statements-and-reports.md:
+
+* **Used (allocated) GPU-hours** of a type: GPU-hours charged to admitted sessions on that
+  type, i.e. the same charge lines as :mod:`subsidyhub.ledger.statements` (intervals starting
+  in the month; metering cuts them at month starts), so the report's GPU-hours equal the sum
+  of the month's statements to the millisecond. A GPU held by a running server counts as
+  used whether or not its kernel computes: the subsidy pays for the reservation.
+* **Capacity** of a type: its GPUs × the hours of the month. The GPU count comes from
+  ``gpu_capacity`` in the config; failing that, from ``local.gpus``/``docker.gpus`` of the
+  backend in force when every GPU profile uses one type (that host pool is then all of that
+  type); otherwise it is unknown and the report says how to set it.
+* **List and subsidy** per type are whole sessions' charges (the profile's CPU and memory
+  included); CPU-only sessions form their own row, so the totals equal the statements'.
+
+Pure: one read query and arithmetic, no writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from subsidyhub.ledger.models import Charge, SpawnSession
+from subsidyhub.money import MS_PER_HOUR, to_decimal_string
+from subsidyhub.settings import Settings
+from subsidyhub.timeutil import month_bounds
+
+_HOURS = Decimal("0.0001")
+_PERCENT = Decimal("0.01")
+CPU_ONLY = "cpu-only"
+
+
+def _hours(ms: int | None) -> str | None:
+    return None if ms is None else f"{(Decimal(ms) / MS_PER_HOUR).quantize(_HOURS)}"
+
+
+def _percent(used_ms: int, capacity_ms: int | None) -> str | None:
+    if not capacity_ms:
+        return None
+    return f"{(Decimal(100 * used_ms) / capacity_ms).quantize(_PERCENT)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """How many GPUs of a type the centre has, and where that number came from."""
+
+    gpus: int | None
+    source: str  # "gpu_capacity", "local.gpus", "docker.gpus", or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeUtilisation:
+    """One row: a GPU type (``None`` for CPU-only sessions) in one month."""
+
+    gpu_type: str | None
+    capacity: Capacity | None  # None for the CPU-only row, where capacity does not apply
+    capacity_ms: int | None
+    used_ms: int
+    sessions: int
+    list_micro: int
+    subsidy_micro: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gpu_type": self.gpu_type or CPU_ONLY,
+            "gpus": self.capacity.gpus if self.capacity else None,
+            "capacity_source": self.capacity.source if self.capacity else None,
+            "capacity_gpu_hours": _hours(self.capacity_ms),
+            "used_gpu_hours": _hours(self.used_ms),
+            "utilisation_percent": _percent(self.used_ms, self.capacity_ms),
+            "sessions": self.sessions,
+            "list": to_decimal_string(self.list_micro),
+            "subsidy": to_decimal_string(self.subsidy_micro),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Utilisation:
+    month: str
+    currency: str
+    month_ms: int
+    rows: list[TypeUtilisation]
+
+    @property
+    def unknown_types(self) -> list[str]:
+        """GPU types whose capacity is unknown (the total's capacity is then unknown too)."""
+        return [
+            row.gpu_type
+            for row in self.rows
+            if row.gpu_type and row.capacity is not None and row.capacity.gpus is None
+        ]
+
+    @property
+    def total_gpus(self) -> int | None:
+        if self.unknown_types:
+            return None
+        return sum(row.capacity.gpus or 0 for row in self.rows if row.capacity)
+
+    @property
+    def total_capacity_ms(self) -> int | None:
+        gpus = self.total_gpus
+        return None if gpus is None else gpus * self.month_ms
+
+    @property
+    def total_used_ms(self) -> int:
+        return sum(row.used_ms for row in self.rows)
+
+    def totals(self) -> dict[str, Any]:
+        capacity = self.total_capacity_ms
+        return {
+            "gpu_type": "TOTAL",
+            "gpus": self.total_gpus,
+            "capacity_source": None,
+            "capacity_gpu_hours": _hours(capacity),
+            "used_gpu_hours": _hours(self.total_used_ms),
+            "utilisation_percent": _percent(self.total_used_ms, capacity),
+            "sessions": sum(row.sessions for row in self.rows),
+            "list": to_decimal_string(sum(row.list_micro for row in self.rows)),
+            "subsidy": to_decimal_string(sum(row.subsidy_micro for row in self.rows)),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "currency": self.currency,
+            "hours_in_month": _hours(self.month_ms),
+            "rows": [row.as_dict() for row in self.rows],
+            "totals": self.totals(),
+            "unknown_capacity": self.unknown_types,
+        }
+
+
+def gpu_capacity(settings: Settings, gpu_type: str) -> Capacity:
+    """GPUs of ``gpu_type``: from ``gpu_capacity``, else the backend's single-type GPU pool."""
+    if gpu_type in settings.gpu_capacity:
+        return Capacity(settings.gpu_capacity[gpu_type], "gpu_capacity")
+    pools = {"local": settings.local.gpus, "docker": settings.docker.gpus}
+    pool = pools.get(settings.backend)
+    profile_types = {p.gpu_type for p in settings.profiles if p.gpu_type}
+    if pool is not None and profile_types == {gpu_type}:
+        return Capacity(len(pool), f"{settings.backend}.gpus")
+    return Capacity(None, "unknown")
+
+
+def utilisation(session: Session, settings: Settings, month: str) -> Utilisation:
+    """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any."""
+    start, end = month_bounds(month)
+    duration = Charge.interval_end_ms - Charge.interval_start_ms
+    usage = Charge.kind == "usage"
+    query = (
+        select(
+            SpawnSession.gpu_type,
+            func.count(func.distinct(SpawnSession.id)),
+            func.sum(case((usage, duration * SpawnSession.gpu_count), else_=0)),
+            func.sum(Charge.list_micro),
+            func.sum(Charge.subsidy_micro),
+        )
+        .join(SpawnSession, SpawnSession.id == Charge.session_id)
+        .where(Charge.interval_start_ms >= start, Charge.interval_start_ms < end)
+        .group_by(SpawnSession.gpu_type)
+    )
+    used = {row[0]: row for row in session.execute(query)}
+    offered = set(settings.gpu_capacity) | {p.gpu_type for p in settings.profiles if p.gpu_type}
+    gpu_types = sorted(offered | {t for t in used if t is not None})
+    rows = []
+    for gpu_type in [*gpu_types, *([None] if None in used else [])]:
+        row = used.get(gpu_type)
+        capacity = gpu_capacity(settings, gpu_type) if gpu_type else None
+        capacity_ms = (
+            capacity.gpus * (end - start) if capacity and capacity.gpus is not None else None
+        )
+        rows.append(
+            TypeUtilisation(
+                gpu_type=gpu_type,
+                capacity=capacity,
+                capacity_ms=capacity_ms,
+                used_ms=int(row[2] or 0) if row else 0,
+                sessions=int(row[1]) if row else 0,
+                list_micro=int(row[3] or 0) if row else 0,
+                subsidy_micro=int(row[4] or 0) if row else 0,
+            )
+        )
+    return Utilisation(month, settings.currency, end - start, rows)

@@ -1,0 +1,1 @@
+"""Documents made from ledger figures for people outside the system (the funder, auditors)."""

@@ -1,0 +1,87 @@
+"""Admins stop a running server now (the admin page's Stop button).
+
+The ledger goes first: one write transaction charges the session to this instant, closes it
+with the admin's reason (``admin`` by default) and writes the audit entry naming the admin.
+Then the hub is asked to stop the server with the service's own token; its ``post_stop``
+hook finds the session closed already (stops are idempotent), so the recorded reason stays
+the admin's. Should the hub not answer, the enforcer retries the stop each round, as it
+does for its own stops; without an enforcer the answer is a 503 saying the server still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from subsidyhub.errors import Conflict
+from subsidyhub.ledger import audit
+from subsidyhub.ledger.admission import Stopped, stop
+from subsidyhub.service import views
+from subsidyhub.service.auth import CurrentIdentity, HubUnavailable, require_admin
+from subsidyhub.service.context import Context, ServiceContext
+from subsidyhub.service.hubclient import HubClient
+from subsidyhub.service.hubclient import HubUnavailable as HubNotAnswering
+from subsidyhub.service.schemas import AdminStopRequest
+
+router = APIRouter(tags=["sessions"])
+
+
+def close_session(context: ServiceContext, session_id: int, actor: str, reason: str) -> Stopped:
+    """Final charge, session closed and the audit entry, in one transaction."""
+    with context.db.write() as session:
+        stopped = stop(session, session_id, now_ms=context.clock(), reason=reason)
+        if stopped.already:
+            raise Conflict(
+                f"Session {session_id} ({stopped.username}'s server in {stopped.project}) "
+                f"stopped already ({stopped.reason}); nothing to stop. Reload the page."
+            )
+        label = stopped.server_name or "default"
+        audit.record(
+            session,
+            actor,
+            "server.stop",
+            f"project:{stopped.project}/servers/{stopped.username}/{label}",
+            {"session_id": session_id, "running": True},
+            views.describe_stopped(stopped),
+        )
+    context.metrics.stops.labels(reason).inc()
+    return stopped
+
+
+@router.post(
+    "/sessions/{session_id}/stop-server",
+    summary="Stop a running server now: charge, close, ask the hub to stop it (admins)",
+    response_model=None,
+)
+async def stop_server_now(
+    session_id: int,
+    body: AdminStopRequest,
+    identity: CurrentIdentity,
+    context: Context,
+    request: Request,
+) -> dict[str, Any]:
+    require_admin(identity, "stop servers")
+    hub: HubClient | None = request.app.state.hub
+    if hub is None:
+        raise HubUnavailable(
+            "This service runs without a hub token, so it cannot stop servers; start it as "
+            "JupyterHub's managed service (JUPYTERHUB_API_TOKEN)."
+        )
+    stopped = await asyncio.to_thread(
+        close_session, context, session_id, identity.actor, body.reason
+    )
+    answer = views.describe_stopped(stopped)
+    try:
+        await hub.stop_server(stopped.username, stopped.server_name)
+    except HubNotAnswering:
+        enforcer = getattr(request.app.state, "enforcer", None)
+        if enforcer is None:
+            raise HubUnavailable(
+                f"Session {session_id} is closed and charged, but JupyterHub did not stop "
+                f"{stopped.username}'s server; stop it on the hub's admin page."
+            ) from None
+        enforcer.state.pending_hub_stops[(stopped.username, stopped.server_name)] = body.reason
+        return answer | {"hub": "retrying"}
+    return answer | {"hub": "stopping"}

@@ -1,0 +1,615 @@
+// SubsidyHub admin page: views over the service's API, rendered with plain DOM calls.
+//
+// Every read and every change is one call to ../api/v1/, signed in by the session cookie and
+// carrying the CSRF header (see browser_auth.py). A form shows the API's own `message` when
+// the API refuses; the API validates and writes each change in one audited transaction, so a
+// refused form has changed nothing. Amounts stay decimal strings; sums use BigInt micro-units.
+
+const API = "../api/v1/";
+const CSRF_COOKIE = "subsidyhub-csrf";
+const main = document.getElementById("sh-main");
+
+class ApiError extends Error {}
+
+function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith(`${CSRF_COOKIE}=`));
+  return found ? decodeURIComponent(found.slice(CSRF_COOKIE.length + 1)) : "";
+}
+
+async function api(method, path, body) {
+  const response = await fetch(API + path, {
+    method,
+    credentials: "same-origin",
+    headers: { "X-SubsidyHub-CSRF": csrfToken(), "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) {
+    // The hub no longer accepts the session's token: sign in again.
+    window.location.reload();
+    throw new ApiError("Your session has expired; signing in again…");
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(data?.message || `The service answered ${response.status}.`);
+  }
+  return data;
+}
+
+// -- DOM and formatting ------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : String(child));
+    }
+  }
+  return node;
+}
+
+function toMicro(text) {
+  const negative = text.startsWith("-");
+  const [whole, frac = ""] = text.replace("-", "").split(".");
+  const micro = BigInt(whole || "0") * 1000000n + BigInt((frac + "000000").slice(0, 6));
+  return negative ? -micro : micro;
+}
+
+// To cents, half away from zero: what the page shows, never what it sends.
+function fromMicro(micro) {
+  const negative = micro < 0n;
+  const cents = ((negative ? -micro : micro) + 5000n) / 10000n;
+  const sign = negative && cents > 0n ? "-" : "";
+  return `${sign}${cents / 100n}.${(cents % 100n).toString().padStart(2, "0")}`;
+}
+
+function money(text, currency) {
+  if (text === null || text === undefined) return "—";
+  const [whole, frac = "00"] = fromMicro(toMicro(text)).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${currency} ${grouped}.${frac}`;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+function when(iso) {
+  return iso ? iso.replace("T", " ").replace(/(:\d\d)(\.\d+)?(Z|\+00:00)$/, "$1 UTC") : "—";
+}
+
+function limit(value, unit = "") {
+  return value === null || value === undefined ? "no limit" : `${value}${unit}`;
+}
+
+function badge(status) {
+  return h("span", { class: `sh-badge sh-${status}` }, status);
+}
+
+function stat(label, value, extra = {}) {
+  return h("div", { class: "sh-stat", ...extra }, h("b", {}, value), h("span", {}, label));
+}
+
+function table(headers, rows, empty) {
+  const head = h("tr", {}, headers.map(([label, cls]) => h("th", { class: cls }, label)));
+  const body = rows.length
+    ? rows
+    : [h("tr", {}, h("td", { colspan: headers.length, class: "sh-empty" }, empty))];
+  return h("table", {}, h("thead", {}, head), h("tbody", {}, body));
+}
+
+// A form that sends one API call; on refusal it shows the API's message and keeps the input.
+function apiForm({ id, title, hint, fields, submit, send, done }) {
+  const error = h("p", { class: "sh-error", role: "alert" });
+  const button = h("button", { type: "submit" }, submit);
+  const form = h(
+    "form",
+    { class: "sh-form", id, novalidate: true },
+    title ? h("div", { class: "sh-form-title" }, title) : null,
+    hint ? h("p", { class: "sh-hint" }, hint) : null,
+    fields,
+    button,
+    error,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    button.disabled = true;
+    try {
+      const values = Object.fromEntries(new FormData(form).entries());
+      const answer = await send(values);
+      await done(answer, values);
+    } catch (problem) {
+      error.textContent = problem.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function input(name, label, attrs = {}) {
+  return h("label", {}, label, h("input", { name, ...attrs }));
+}
+
+function select(name, label, options, chosen) {
+  return h(
+    "label",
+    {},
+    label,
+    h("select", { name }, options.map((o) => h("option", { value: o, selected: o === chosen }, o))),
+  );
+}
+
+// Blank: leave unchanged (left out); "none": remove the limit (null); else the text.
+function optional(values, names) {
+  const body = {};
+  for (const name of names) {
+    const text = (values[name] ?? "").trim();
+    if (text) body[name] = text.toLowerCase() === "none" ? null : text;
+  }
+  return body;
+}
+
+function listOrNull(text) {
+  const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+  return items.length ? items : null;
+}
+
+// An audit entry's change in words: "max_gpus: none → 2", or the fields set or removed.
+function change(entry) {
+  const show = (value) => (value === null || value === undefined ? "none" : typeof value === "object" ? JSON.stringify(value) : String(value));
+  const { before, after } = entry;
+  if (before && after) {
+    const keys = Object.keys(after).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    return keys.map((k) => `${k}: ${show(before[k])} → ${show(after[k])}`).join("; ") || "no change";
+  }
+  const fields = Object.entries(after ?? before ?? {}).filter(([, v]) => v !== null && v !== "");
+  const text = fields.map(([k, v]) => `${k}=${show(v)}`).join(", ");
+  return after ? text : `removed (${text})`;
+}
+
+function used(project) {
+  return fromMicro(toMicro(project.allocated) - toMicro(project.balance));
+}
+
+// -- views -----------------------------------------------------------------------------
+
+async function showProjects() {
+  const { projects } = await api("GET", "projects");
+  const currency = projects[0]?.currency ?? "";
+  const sum = (key) => fromMicro(projects.reduce((t, p) => t + toMicro(p[key]), 0n));
+  const running = projects.reduce((t, p) => t + p.running_servers, 0);
+  const rows = projects.map((p) =>
+    h(
+      "tr",
+      { class: "sh-row", "data-slug": p.slug, onclick: () => (location.hash = `#/projects/${p.slug}`) },
+      h("td", {}, h("a", { href: `#/projects/${p.slug}` }, p.slug)),
+      h("td", {}, p.name),
+      h("td", {}, p.kind),
+      h("td", {}, badge(p.status)),
+      h("td", { class: "sh-num" }, money(p.allocated, p.currency)),
+      h("td", { class: "sh-num" }, money(used(p), p.currency)),
+      h("td", { class: `sh-num ${p.warnings.length ? "sh-low" : ""}` }, money(p.balance, p.currency)),
+      h("td", { class: "sh-num" }, money(p.burn_rate_per_hour, p.currency)),
+      h("td", { class: "sh-num", title: p.exhaustion_at ?? "" }, duration(p.time_left_seconds)),
+      h("td", { class: "sh-num" }, p.running_servers),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, "Projects"),
+    h(
+      "div",
+      { class: "sh-stats" },
+      stat("Projects", projects.length),
+      stat("Allocated", money(sum("allocated"), currency)),
+      stat("Left", money(sum("balance"), currency)),
+      stat("Burn per hour", money(sum("burn_rate_per_hour"), currency)),
+      stat("Running servers", running),
+    ),
+    h(
+      "section",
+      { class: "sh-card" },
+      table(
+        [
+          ["Slug"], ["Name"], ["Kind"], ["Status"], ["Allocation", "sh-num"], ["Used", "sh-num"],
+          ["Left", "sh-num"], ["Burn / h", "sh-num"], ["Time left", "sh-num"],
+          ["Servers", "sh-num"],
+        ],
+        rows,
+        "No projects yet: create one under New project.",
+      ),
+    ),
+  );
+}
+
+async function showProject(slug) {
+  const path = `projects/${encodeURIComponent(slug)}`;
+  const [project, { members }, { allocations }, { sessions }, { entries }] = await Promise.all([
+    api("GET", path),
+    api("GET", `${path}/members`),
+    api("GET", `${path}/allocations`),
+    api("GET", `sessions?project=${encodeURIComponent(slug)}`),
+    api("GET", `audit?target=${encodeURIComponent(`project:${slug}`)}&limit=50`),
+  ]);
+  const c = project.currency;
+  const reload = () => showProject(slug);
+  const q = project.quota;
+
+  const serverRows = sessions.map((s) =>
+    h(
+      "tr",
+      { "data-session": s.id },
+      h("td", {}, s.user),
+      h("td", {}, s.server_name || "default"),
+      h("td", {}, s.profile),
+      h("td", {}, when(s.started)),
+      h("td", { class: "sh-num" }, money(s.subsidy_rate_per_hour, c)),
+      h("td", { class: "sh-num" }, money(s.cost.subsidy, c)),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "sh-danger",
+            onclick: async (event) => {
+              if (!confirm(`Stop ${s.user}'s server now? Unsaved work in it is lost.`)) return;
+              event.target.disabled = true;
+              try {
+                await api("POST", `sessions/${s.id}/stop-server`, { reason: "admin" });
+                await reload();
+              } catch (problem) {
+                event.target.disabled = false;
+                alert(problem.message);
+              }
+            },
+          },
+          "Stop",
+        ),
+      ),
+    ),
+  );
+
+  const memberRows = members.map((m) =>
+    h(
+      "tr",
+      { "data-member": m.username },
+      h("td", {}, m.username),
+      h("td", {}, m.role),
+      h("td", { class: "sh-num" }, limit(m.max_gpus)),
+      h("td", { class: "sh-num" }, limit(m.gpu_hours_per_week, " h")),
+      h("td", { class: "sh-num" }, limit(m.max_session_hours, " h")),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "sh-secondary",
+            onclick: async (event) => {
+              event.target.disabled = true;
+              try {
+                await api("DELETE", `${path}/members/${encodeURIComponent(m.username)}`);
+                await reload();
+              } catch (problem) {
+                event.target.disabled = false;
+                alert(problem.message);
+              }
+            },
+          },
+          "Remove",
+        ),
+      ),
+    ),
+  );
+
+  const allocationRows = allocations.map((a) =>
+    h(
+      "tr",
+      {},
+      h("td", { class: "sh-num" }, money(a.amount, c)),
+      h("td", {}, when(a.valid_from)),
+      h("td", {}, a.valid_until ? when(a.valid_until) : "open"),
+      h("td", {}, a.note),
+      h("td", {}, a.created_by),
+    ),
+  );
+
+  const auditRows = entries.map((e) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, when(e.at)),
+      h("td", {}, e.actor),
+      h("td", {}, h("code", {}, e.action)),
+      h("td", {}, e.target.replace(`project:${slug}`, "") || "project"),
+      h("td", { class: "sh-change" }, change(e)),
+    ),
+  );
+
+  main.replaceChildren(
+    h("div", { class: "sh-crumbs" }, h("a", { href: "#/" }, "Projects"), " / ", slug),
+    h("h1", {}, `${project.name} `, badge(project.status), " ", h("span", { class: "sh-badge" }, project.kind)),
+    h(
+      "div",
+      { class: "sh-stats", id: "sh-project-stats" },
+      stat("Allocation", money(project.allocated, c)),
+      stat("Used", money(used(project), c)),
+      stat("Left", money(project.balance, c), { id: "sh-left" }),
+      stat("Burn per hour", money(project.burn_rate_per_hour, c)),
+      stat("Time left", duration(project.time_left_seconds)),
+      stat("Subsidy rate", `${Math.round(Number(project.subsidy_rate) * 100)}%`),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-servers" },
+      h("h2", {}, `Running servers (${sessions.length})`),
+      table(
+        [["User"], ["Server"], ["Profile"], ["Started"], ["Subsidy / h", "sh-num"], ["Cost so far", "sh-num"], [""]],
+        serverRows,
+        "No servers running in this project.",
+      ),
+    ),
+    h(
+      "div",
+      { class: "sh-grid" },
+      h(
+        "section",
+        { class: "sh-card", id: "sh-members" },
+        h("h2", {}, `Members (${members.length})`),
+        table(
+          [["User"], ["Role"], ["Max GPUs", "sh-num"], ["GPU-h / week", "sh-num"], ["Max session", "sh-num"], [""]],
+          memberRows,
+          "No members yet.",
+        ),
+        apiForm({
+          id: "sh-member-form",
+          title: "Add a member, or change one",
+          hint: "Caps: leave blank to keep as they are, “none” to remove a cap.",
+          fields: [
+            input("username", "User name", { required: true }),
+            select("role", "Role", ["member", "manager"], "member"),
+            input("max_gpus", "Max GPUs", { size: 6 }),
+            input("gpu_hours_per_week", "GPU-h / week", { size: 6 }),
+            input("max_session_hours", "Max session h", { size: 6 }),
+          ],
+          submit: "Save member",
+          send: (v) =>
+            api("PUT", `${path}/members/${encodeURIComponent(v.username.trim())}`, {
+              role: v.role,
+              ...optional(v, ["max_gpus", "gpu_hours_per_week", "max_session_hours"]),
+            }),
+          done: reload,
+        }),
+      ),
+      h(
+        "section",
+        { class: "sh-card", id: "sh-quota" },
+        h("h2", {}, "Quotas"),
+        table(
+          [["GPUs", "sh-num"], ["Per member", "sh-num"], ["GPU-h / week", "sh-num"], ["Max session", "sh-num"], ["Profiles"], ["GPU types"]],
+          [
+            h(
+              "tr",
+              {},
+              h("td", { class: "sh-num" }, limit(q.max_gpus)),
+              h("td", { class: "sh-num" }, limit(q.member_max_gpus)),
+              h("td", { class: "sh-num" }, limit(q.gpu_hours_per_week, " h")),
+              h("td", { class: "sh-num" }, limit(q.max_session_hours, " h")),
+              h("td", {}, q.profiles ? q.profiles.join(", ") : "all"),
+              h("td", {}, q.gpu_types ? q.gpu_types.join(", ") : "all"),
+            ),
+          ],
+          "",
+        ),
+        apiForm({
+          id: "sh-quota-form",
+          title: "Change quotas",
+          hint: "Blank means no limit (all profiles, all GPU types). Lists are comma-separated.",
+          fields: [
+            input("max_gpus", "Project GPUs", { size: 6, value: q.max_gpus ?? "" }),
+            input("member_max_gpus", "Per member GPUs", { size: 6, value: q.member_max_gpus ?? "" }),
+            input("gpu_hours_per_week", "GPU-h / week", { size: 6, value: q.gpu_hours_per_week ?? "" }),
+            input("max_session_hours", "Max session h", { size: 6, value: q.max_session_hours ?? "" }),
+            input("profiles", "Profiles", { class: "sh-wide", value: (q.profiles ?? []).join(", ") }),
+            input("gpu_types", "GPU types", { value: (q.gpu_types ?? []).join(", ") }),
+          ],
+          submit: "Save quotas",
+          send: (v) =>
+            api("PUT", `${path}/quota`, {
+              max_gpus: v.max_gpus.trim() || null,
+              member_max_gpus: v.member_max_gpus.trim() || null,
+              gpu_hours_per_week: v.gpu_hours_per_week.trim() || null,
+              max_session_hours: v.max_session_hours.trim() || null,
+              profiles: listOrNull(v.profiles),
+              gpu_types: listOrNull(v.gpu_types),
+            }),
+          done: reload,
+        }),
+      ),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-allocations" },
+      h("h2", {}, `Allocations (${allocations.length})`),
+      table(
+        [["Amount", "sh-num"], ["Valid from"], ["Valid until"], ["Note"], ["By"]],
+        allocationRows,
+        "No allocations yet.",
+      ),
+      apiForm({
+        id: "sh-allocation-form",
+        title: "Add an allocation",
+        hint: `Amount in ${c}; a negative amount records a correction and needs a note saying why.`,
+        fields: [
+          input("amount", `Amount (${c})`, { required: true, placeholder: "5000.00", size: 10 }),
+          input("valid_from", "Valid from", { type: "date" }),
+          input("valid_until", "Valid until", { type: "date" }),
+          input("note", "Note", { class: "sh-wide", placeholder: "grant, top-up, correction…" }),
+        ],
+        submit: "Add allocation",
+        send: (v) => {
+          const amount = v.amount.trim();
+          return api("POST", `${path}/allocations`, {
+            amount,
+            note: v.note.trim(),
+            correction: amount.startsWith("-"),
+            ...(v.valid_from ? { valid_from: v.valid_from } : {}),
+            ...(v.valid_until ? { valid_until: v.valid_until } : {}),
+          });
+        },
+        done: reload,
+      }),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-audit" },
+      h("h2", {}, "Audit trail (latest 50)"),
+      table([["When"], ["Who"], ["Action"], ["Target"], ["Change"]], auditRows, "No entries."),
+    ),
+  );
+}
+
+function showNewProject() {
+  main.replaceChildren(
+    h("div", { class: "sh-crumbs" }, h("a", { href: "#/" }, "Projects"), " / new"),
+    h("h1", {}, "New project"),
+    h(
+      "section",
+      { class: "sh-card" },
+      apiForm({
+        id: "sh-project-form",
+        hint: "The slug names the project everywhere (spawn form, CLI, statements): lower-case letters, digits and dashes.",
+        fields: [
+          input("slug", "Slug", { required: true, placeholder: "climate-ml" }),
+          input("name", "Name", { required: true, class: "sh-wide", placeholder: "Climate ML group" }),
+          select("kind", "Kind", ["research", "course"], "research"),
+          input("organisation", "Organisation (optional)", { placeholder: "physics" }),
+          input("subsidy_rate", "Subsidy rate (optional)", { placeholder: "0.70", size: 6 }),
+        ],
+        submit: "Create project",
+        send: (v) =>
+          api("POST", "projects", {
+            slug: v.slug.trim(),
+            name: v.name.trim(),
+            kind: v.kind,
+            ...(v.organisation.trim() ? { organisation: v.organisation.trim() } : {}),
+            ...(v.subsidy_rate.trim() ? { subsidy_rate: v.subsidy_rate.trim() } : {}),
+          }),
+        done: (created) => {
+          location.hash = `#/projects/${created.slug}`;
+        },
+      }),
+    ),
+  );
+  main.querySelector("form").classList.add("sh-standalone");
+}
+
+async function showPrices() {
+  const { currency, current, versions } = await api("GET", "prices");
+  const gpuTypes = Object.keys(current.gpu);
+  const rows = [...versions].reverse().map((v) =>
+    h(
+      "tr",
+      { class: v.version === current.version ? "sh-current-version" : "" },
+      h("td", {}, v.version, v.version === current.version ? " (in force)" : ""),
+      h("td", {}, when(v.effective_from)),
+      h("td", { class: "sh-num" }, money(v.cpu_core, currency)),
+      h("td", { class: "sh-num" }, money(v.memory_gib, currency)),
+      gpuTypes.map((t) => h("td", { class: "sh-num" }, v.gpu[t] ? money(v.gpu[t], currency) : "—")),
+      h("td", {}, v.note || v.source),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, "Prices"),
+    h(
+      "div",
+      { class: "sh-stats" },
+      stat("Version in force", current.version),
+      stat("CPU core-hour", money(current.cpu_core, currency)),
+      stat("GiB-hour", money(current.memory_gib, currency)),
+      gpuTypes.map((t) => stat(`${t} GPU-hour`, money(current.gpu[t], currency))),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-price-versions" },
+      h("h2", {}, "Versions"),
+      table(
+        [
+          ["Version"], ["Effective from"], ["CPU core-h", "sh-num"], ["GiB-h", "sh-num"],
+          ...gpuTypes.map((t) => [`${t} GPU-h`, "sh-num"]), ["Note"],
+        ],
+        rows,
+        "No prices.",
+      ),
+      apiForm({
+        id: "sh-price-form",
+        title: "Add a price version",
+        hint: "Blank prices keep the current ones. Running servers keep the prices they started with.",
+        fields: [
+          input("cpu_core", `CPU core-h (${currency})`, { size: 8, placeholder: current.cpu_core }),
+          input("memory_gib", `GiB-h (${currency})`, { size: 8, placeholder: current.memory_gib }),
+          gpuTypes.map((t) => input(`gpu:${t}`, `${t} GPU-h (${currency})`, { size: 8, placeholder: current.gpu[t] })),
+          input("effective_from", "Effective from", { type: "date" }),
+          input("note", "Note", { class: "sh-wide" }),
+        ],
+        submit: "Add price version",
+        send: (v) => {
+          const gpu = {};
+          for (const t of gpuTypes) if (v[`gpu:${t}`].trim()) gpu[t] = v[`gpu:${t}`].trim();
+          return api("POST", "prices", {
+            ...optional(v, ["cpu_core", "memory_gib"]),
+            ...(Object.keys(gpu).length ? { gpu } : {}),
+            ...(v.effective_from ? { effective_from: v.effective_from } : {}),
+            note: v.note.trim(),
+          });
+        },
+        done: showPrices,
+      }),
+    ),
+  );
+}
+
+// -- routing ---------------------------------------------------------------------------
+
+async function route() {
+  const hash = location.hash || "#/";
+  const project = hash.match(/^#\/projects\/([^/]+)$/);
+  const section = project ? "projects" : hash === "#/new" ? "new" : hash === "#/prices" ? "prices" : "projects";
+  for (const link of document.querySelectorAll(".sh-nav a")) {
+    link.classList.toggle("sh-current", link.dataset.section === section);
+  }
+  try {
+    if (project) await showProject(decodeURIComponent(project[1]));
+    else if (section === "new") showNewProject();
+    else if (section === "prices") await showPrices();
+    else await showProjects();
+  } catch (problem) {
+    main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, problem.message));
+  }
+}
+
+async function start() {
+  try {
+    const me = await api("GET", "me");
+    document.getElementById("sh-user").textContent = `Signed in as ${me.user}`;
+  } catch (problem) {
+    main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, problem.message));
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();

@@ -1,0 +1,190 @@
+"""The admin page in a real browser: a centre admin runs a project from it; others are kept out.
+
+Real components: the ``subsidyhub up`` stack (JupyterHub with SubsidyHub's templates, the npm
+configurable-http-proxy, the subsidy service as a managed service with its OAuth client,
+``LocalGPUSpawner`` running JupyterLab), the hub's login form and OAuth, and Debian's Chromium
+driven by Playwright. What the page claims to have written (or not) is checked in the
+stack's own ledger database, and the stopped server through the hub's REST API.
+
+Screenshots land in ``tests/e2e/artifacts/``: the projects table, a refused form, the
+project view with a running server, the prices page and the 403 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.models import Allocation, AuditEntry, Member, PriceVersion, Project
+from subsidyhub.settings import load_settings
+from tests.hub.helpers import HubStack, HubUser, poll
+
+pytestmark = [pytest.mark.e2e, pytest.mark.hub]
+
+ADMIN_PAGE = "/services/subsidy/admin/"
+SLUG = "physics-lab"
+
+
+@pytest.fixture(scope="module")
+def ledger(stack: HubStack) -> Iterator[Database]:
+    """The stack's own ledger, read directly to see what the page wrote."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
+        settings = load_settings(stack.config_path)
+        db = Database(settings.resolved_database_url())
+    yield db
+    db.dispose()
+
+
+def count(db: Database, model: type, *where: object) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def log_in(page: Page, stack: HubStack, user: str, password: str) -> None:
+    page.goto(f"{stack.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**")
+    expect(page.locator("#login_submit")).to_have_count(0)
+
+
+def refused(page: Page, form: str, message: str) -> None:
+    expect(page.locator(f"{form} .sh-error")).to_contain_text(message)
+
+
+def test_an_admin_runs_a_project_from_the_page(
+    page: Page, stack: HubStack, ledger: Database, artifacts: Path
+) -> None:
+    log_in(page, stack, "admin", stack.admin_password)
+    page.goto(f"{stack.url}/hub/home")
+    page.click("#subsidyhub-admin-link")  # hub nav bar → the service → hub OAuth → the page
+    page.wait_for_url(f"**{ADMIN_PAGE}")
+    expect(page.locator("h1")).to_have_text("Projects")
+    expect(page.locator("#sh-user")).to_have_text("Signed in as admin")
+    demo = page.locator('tr[data-slug="demo"]')
+    expect(demo).to_contain_text("HKD 500.00")
+    page.screenshot(path=artifacts / "admin-projects.png", full_page=True)
+
+    # Create a project; a bad slug first is refused with the API's message and writes nothing.
+    page.click("text=New project")
+    page.fill("#sh-project-form [name=slug]", "Bad Slug!")
+    page.fill("#sh-project-form [name=name]", "Physics teaching lab")
+    page.click("#sh-project-form button")
+    refused(page, "#sh-project-form", "slug")
+    assert count(ledger, Project) == 1
+    page.fill("#sh-project-form [name=slug]", SLUG)
+    page.click("#sh-project-form button")
+    page.wait_for_url(f"**#/projects/{SLUG}")
+    expect(page.locator("h1")).to_contain_text("Physics teaching lab")
+
+    # Allocation: a malformed amount and a correction without a note are refused, unwritten.
+    form = "#sh-allocation-form"
+    page.fill(f"{form} [name=amount]", "12.3.4")
+    page.click(f"{form} button")
+    refused(page, form, "field 'amount'")
+    page.screenshot(path=artifacts / "admin-refused-allocation.png", full_page=True)
+    page.fill(f"{form} [name=amount]", "-50.00")
+    page.click(f"{form} button")
+    refused(page, form, "a correction needs a note saying why")
+    with ledger.read() as session:
+        project_id = session.scalars(select(Project.id).where(Project.slug == SLUG)).one()
+    assert count(ledger, Allocation, Allocation.project_id == project_id) == 0
+    page.fill(f"{form} [name=amount]", "5000.00")
+    page.fill(f"{form} [name=note]", "Term 1 grant")
+    page.click(f"{form} button")
+    expect(page.locator("#sh-allocations tbody")).to_contain_text("HKD 5,000.00")
+    expect(page.locator("#sh-left")).to_contain_text("HKD 5,000.00")
+    assert count(ledger, Allocation, Allocation.project_id == project_id) == 1
+
+    # Quotas: not a number → the API's message and no change; then a real change.
+    form = "#sh-quota-form"
+    page.fill(f"{form} [name=max_gpus]", "two")
+    page.fill(f"{form} [name=gpu_hours_per_week]", "40")
+    page.click(f"{form} button")
+    refused(page, form, "field 'max_gpus'")
+    with ledger.read() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        assert (project.max_gpus, project.gpu_ms_per_week) != (2, 40 * 3_600_000)
+    page.fill(f"{form} [name=max_gpus]", "2")
+    page.click(f"{form} button")
+    expect(page.locator("#sh-quota tbody")).to_contain_text("40 h")
+    with ledger.read() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        assert (project.max_gpus, project.gpu_ms_per_week) == (2, 40 * 3_600_000)
+
+    # Members: erin joins with a cap, then starts a server through the hub's API.
+    form = "#sh-member-form"
+    page.fill(f"{form} [name=username]", "erin")
+    page.fill(f"{form} [name=max_gpus]", "1")
+    page.click(f"{form} button")
+    expect(page.locator('tr[data-member="erin"]')).to_contain_text("member")
+    assert count(ledger, Member, Member.project_id == project_id) == 1
+
+    erin = HubUser(stack, "erin")
+    try:
+        started = erin.start_server("cpu-small", project=SLUG)
+        assert started.status_code in (201, 202), started.text
+        erin.wait_ready()
+        page.reload()
+        server = page.locator("#sh-servers tbody tr[data-session]")
+        expect(server).to_contain_text("erin")
+        expect(server).to_contain_text("cpu-small")
+        page.screenshot(path=artifacts / "admin-project.png", full_page=True)
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        server.locator("button", has_text="Stop").click()
+        expect(page.locator("#sh-servers")).to_contain_text("No servers running")
+        poll(lambda: erin.server() is None, timeout=60, what="erin's server stopped by the hub")
+    finally:
+        erin.stop_server()
+        erin.close()
+
+    audit = page.locator("#sh-audit tbody")
+    for action in ("server.stop", "member.add", "quota.set", "allocation.add", "project.create"):
+        expect(audit).to_contain_text(action)
+    with ledger.read() as session:
+        stop = session.scalars(select(AuditEntry).where(AuditEntry.action == "server.stop")).one()
+    assert stop.actor == "admin"
+    assert stop.after is not None and stop.after["reason"] == "admin"
+
+    # Remove the member again.
+    page.locator('tr[data-member="erin"] button', has_text="Remove").click()
+    expect(page.locator('tr[data-member="erin"]')).to_have_count(0)
+    assert count(ledger, Member, Member.project_id == project_id) == 0
+
+    # Prices: a negative price is refused; a new version is added and listed.
+    versions = count(ledger, PriceVersion)
+    page.click("text=Prices")
+    form = "#sh-price-form"
+    page.fill(f"{form} [name=cpu_core]", "-1")
+    page.click(f"{form} button")
+    refused(page, form, "field 'cpu_core'")
+    assert count(ledger, PriceVersion) == versions
+    page.fill(f"{form} [name=cpu_core]", "0.60")
+    page.fill(f"{form} [name=note]", "Power price rise")
+    page.click(f"{form} button")
+    expect(page.locator("#sh-price-versions tbody")).to_contain_text("Power price rise")
+    assert count(ledger, PriceVersion) == versions + 1
+    page.screenshot(path=artifacts / "admin-prices.png", full_page=True)
+
+
+def test_a_user_who_is_not_an_admin_gets_a_403_page(
+    page: Page, stack: HubStack, artifacts: Path
+) -> None:
+    log_in(page, stack, "bob", stack.password)
+    page.goto(f"{stack.url}/hub/home")
+    expect(page.locator("#subsidyhub-admin-link")).to_have_count(0)
+    response = page.goto(f"{stack.url}{ADMIN_PAGE}")
+    assert response is not None and response.status == 403
+    expect(page.locator("#sh-forbidden h1")).to_contain_text("Not a SubsidyHub admin")
+    expect(page.locator("#sh-forbidden")).to_contain_text("signed in as bob")
+    page.screenshot(path=artifacts / "admin-forbidden.png", full_page=True)
