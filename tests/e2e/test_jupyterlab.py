@@ -250,3 +250,46 @@ def test_balance_in_jupyterlab_widget_and_warnings(
     page.wait_for_timeout(800)
     page.screenshot(path=artifacts / "stop-notice.png")
     page.locator("#jp-main-statusbar").screenshot(path=artifacts / "status-bar-critical.png")
+
+
+def test_a_course_student_sees_their_allowance_never_the_course_balance(
+    stack: HubStack, page: Page, artifacts: Path, tmp_path: Path
+) -> None:
+    course, student = "e2e-course", "e2e-student"
+    stack.admin(
+        "course", "create", course, "--name", "Deep learning lab", "--lecturer", "e2e-lecturer",
+        "--gpu-hours-per-week", "4", "--max-session-hours", "2", "--profiles", "cpu-small,gpu-1",
+    )  # fmt: skip
+    stack.admin("allocate", course, "500", "--note", "term grant")
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"username,name\n{student},Student One\n", encoding="utf-8")
+    assert "1 added" in stack.admin("course", "enrol", course, str(roster), "--apply")
+    poll_every_two_seconds(stack, student)
+    user = HubUser(stack, student)
+    try:
+        log_in(page, stack, student)
+        page.goto(f"{stack.url}/hub/spawn")
+        allowance = page.locator("#sh-allowance")
+        expect(allowance).to_contain_text("4.00 of 4 GPU-hours left this week")
+        expect(allowance).to_contain_text("sessions up to 2 h")
+        expect(page.locator("label.sh-card[data-profile=gpu-1] .sh-left")).to_have_text(
+            "4.00 h left this week"
+        )
+        assert "HK$500" not in page.content() and "available" not in allowance.inner_text()
+        page.screenshot(path=artifacts / "spawn-page-student.png", full_page=True)
+        page.click("label.sh-card[data-profile=cpu-small]")
+        page.click("#spawn_form button[type=submit]")
+
+        status = page.locator(STATUS)
+        expect(status).to_have_text(f"{course} · 0.00 of 4 GPU-h this week", timeout=90_000)
+        me = own_project(service_get(stack, "me", user.new_token("tests/e2e")).json(), course)
+        assert status.inner_text() == status_line(me)
+        assert "balance" not in me and "allocated" not in me
+        status.click()
+        project = page.locator(f"{PANEL} .jp-subsidy-project[data-project='{course}']")
+        expect(project).to_contain_text("GPU-h this week")
+        expect(project).not_to_contain_text("HK$500")
+        page.screenshot(path=artifacts / "panel-student.png")
+    finally:
+        user.stop_server()
+        user.close()
