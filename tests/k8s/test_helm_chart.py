@@ -37,7 +37,11 @@ def render(helm: Path, *args: str) -> list[dict]:
 
 
 def by_kind(docs: list[dict]) -> dict[str, dict]:
-    return {doc["kind"]: doc for doc in docs}
+    """Documents by kind; ConfigMaps (the config and the dashboard) by kind/name."""
+    return {
+        f"ConfigMap/{doc['metadata']['name']}" if doc["kind"] == "ConfigMap" else doc["kind"]: doc
+        for doc in docs
+    }
 
 
 @pytest.mark.parametrize("values", [[], ["-f", str(ALL_OPTIONS)]], ids=["defaults", "all-options"])
@@ -79,7 +83,7 @@ def test_all_options_render_what_they_set(helm):
     assert env["SUBSIDYHUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "database-url"
     assert env["JUPYTERHUB_SERVICE_URL"]["value"] == "http://0.0.0.0:8080"
     # The ConfigMap holds subsidyhub.yaml, and it is a valid SubsidyHub config.
-    config = yaml.safe_load(docs["ConfigMap"]["data"]["subsidyhub.yaml"])
+    config = yaml.safe_load(docs["ConfigMap/subsidyhub-config"]["data"]["subsidyhub.yaml"])
     assert config == options["config"]
     assert parse_settings(config, "ConfigMap").backend == "kubernetes"
     assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] == 2
@@ -95,6 +99,16 @@ def test_all_options_render_what_they_set(helm):
         "name": "subsidyhub-metrics-token",
         "key": "token",
     }
+
+
+def test_dashboard_config_map_is_the_shipped_dashboard(helm):
+    assert "ConfigMap/subsidyhub-dashboard" not in by_kind(render(helm, *REQUIRED))
+    docs = by_kind(render(helm, "-f", str(ALL_OPTIONS)))
+    dashboard = docs["ConfigMap/subsidyhub-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "SubsidyHub"}
+    shipped = json.loads((CHART / "dashboards" / "subsidyhub.json").read_text())
+    assert json.loads(dashboard["data"]["subsidyhub.json"]) == shipped
 
 
 def test_existing_secret_creates_none(helm):
