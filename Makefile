@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null)" python3.12 python3.13 python3; do \
   [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; done)
 
-.PHONY: install up test lint format bench clean images-smoke-venv images-lock
+.PHONY: install up test lint format bench clean images-smoke-venv images-lock k8s-hub-venv
 
 # The JupyterLab extension every user's server loads (built with npm by hatch-jupyter-builder).
 EXT := extensions/jupyterlab-subsidy
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@[ -n "$(PYTHON)" ] || { echo "make install: Python 3.12 or newer is needed (set PYTHON=...)" >&2; exit 1; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[local,test]'
 	@command -v npm >/dev/null || { echo "make install: npm (Node.js) is needed for configurable-http-proxy" >&2; exit 1; }
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node configurable-http-proxy@5
 	touch $@
@@ -43,19 +43,45 @@ $(SMOKE_VENV)/.installed: images/tests/host-requirements.txt
 	$(SMOKE_VENV)/bin/python -m pip install -q -r images/tests/host-requirements.txt
 	touch $@
 
-# Re-lock the images' requirements after editing a requirements.in (needs uv; see images/README.md).
+# Re-lock the images' requirements after editing a requirements.in or pyproject's dependencies
+# (needs uv; see images/README.md).
 images-lock:
 	cd images && for image in base pytorch edge; do \
 	  case $$image in base) ins="base/requirements.in";; pytorch) ins="base/requirements.in pytorch/requirements.in";; \
 	    edge) ins="base/requirements.in pytorch/requirements.in edge/requirements.in";; esac; \
 	  uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
 	    $$ins -o $$image/requirements.lock; done
+	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  --generate-hashes pyproject.toml -o images/service/requirements.lock
+
+# z2jh 4.4's hub environment: a venv installed from the frozen requirements of its hub image
+# (quay.io/jupyterhub/k8s-hub:4.4.0; JupyterHub 5.5, KubeSpawner 7), then subsidyhub[kubernetes]
+# with those pins as constraints, so the install fails if subsidyhub needed any of them changed.
+# tests/k8s loads z2jh's real hub config in it; tests/hub run the hub plugin on it (JupyterHub 5.5).
+# JupyterLab (also constrained) runs the single-user servers of those hub tests.
+# Where the upstream files are: SUBSIDYHUB_Z2JH_HUB_REQUIREMENTS (and SUBSIDYHUB_Z2JH_CHART for the
+# chart); .ci/run points both at the vendored copies. Unset: the target and those tests are skipped.
+Z2JH_HUB_REQUIREMENTS ?= $(SUBSIDYHUB_Z2JH_HUB_REQUIREMENTS)
+K8S_HUB_VENV := $(VENV)/k8s-hub
+
+k8s-hub-venv: $(K8S_HUB_VENV)/.installed
+
+$(K8S_HUB_VENV)/.installed: pyproject.toml $(Z2JH_HUB_REQUIREMENTS)
+	@[ -n "$(Z2JH_HUB_REQUIREMENTS)" ] || { echo "k8s-hub-venv: set SUBSIDYHUB_Z2JH_HUB_REQUIREMENTS to z2jh's images/hub/requirements.txt" >&2; exit 1; }
+	@[ -f "$(Z2JH_HUB_REQUIREMENTS)" ] || { echo "k8s-hub-venv: $(Z2JH_HUB_REQUIREMENTS) (SUBSIDYHUB_Z2JH_HUB_REQUIREMENTS) does not exist" >&2; exit 1; }
+	rm -rf $(K8S_HUB_VENV)
+	$(PYTHON) -m venv $(K8S_HUB_VENV)
+	$(K8S_HUB_VENV)/bin/python -m pip install -q -r "$(Z2JH_HUB_REQUIREMENTS)"
+	$(K8S_HUB_VENV)/bin/python -m pip install -q -c "$(Z2JH_HUB_REQUIREMENTS)" -e '.[kubernetes]'
+	$(K8S_HUB_VENV)/bin/python -m pip install -q -c "$(Z2JH_HUB_REQUIREMENTS)" 'jupyterlab>=4.2'
+	npm install --silent --no-audit --no-fund --prefix $(K8S_HUB_VENV)/node configurable-http-proxy@5
+	touch $@
 
 up: install
 	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
 
-test: install images-smoke-venv
+test: install images-smoke-venv $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -71,6 +71,20 @@ class BaseImage(Strict):
     cudnn: Version = Field(description="cuDNN major version of the base image.")
 
 
+# The oldest NVIDIA driver branch that runs each CUDA major (NVIDIA's CUDA compatibility table:
+# CUDA 12.x needs R525+ with minor-version compatibility, CUDA 13.x needs R580+).
+MINIMUM_DRIVER_MAJOR = {"12": 525, "13": 580}
+
+
+def minimum_driver_major(cuda: str) -> int:
+    """The lowest driver major version that runs code built for CUDA ``cuda`` ("13.0")."""
+    major = cuda.split(".", 1)[0]
+    if major not in MINIMUM_DRIVER_MAJOR:
+        known = ", ".join(f"CUDA {m}: R{d}+" for m, d in MINIMUM_DRIVER_MAJOR.items())
+        raise ValueError(f"CUDA {cuda} has no known minimum driver ({known})")
+    return MINIMUM_DRIVER_MAJOR[major]
+
+
 class CatalogImage(Strict):
     name: Name
     tag: Tag

@@ -149,6 +149,19 @@ class Stack:
         return self.process.returncode
 
 
+def require_jupyterlab(python: str) -> None:
+    """Refuse to start when ``python`` lacks JupyterLab: every server would answer 404.
+
+    JupyterLab is the ``local`` extra (the hub image for Kubernetes does not need it).
+    """
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('jupyterlab') is None)"
+    if subprocess.run([python, "-c", probe], check=False).returncode != 0:
+        raise LaunchError(
+            "subsidyhub up runs JupyterLab servers on this machine, and JupyterLab is not "
+            f"installed for {python}: pip install 'subsidyhub[local]' (make up does)"
+        )
+
+
 def start(
     *,
     config: str | None,
@@ -159,11 +172,16 @@ def start(
     password: str,
     quiet: bool = False,
     hub_config: Path = HUB_CONFIG,
+    python: str = sys.executable,
 ) -> Stack:
     """Migrate, seed, start the hub; returns once the hub answers (or raises).
 
     ``hub_config`` is the JupyterHub config file to run: the embedded default, or for the
-    benchmarks' baseline one that applies :func:`apply_platform_config` alone.
+    benchmarks' baseline one that applies :func:`apply_platform_config` alone. ``python`` is
+    the interpreter that runs JupyterHub; it must have subsidyhub installed. The hub config
+    takes the single-user command, the proxy and the managed service from that interpreter's
+    environment, so another one (the tests use z2jh's hub pins, JupyterHub 5.5) runs the whole
+    stack on its packages, while migrating and seeding stay in this process.
     """
     if len(password) < 8:
         raise LaunchError(
@@ -174,6 +192,7 @@ def start(
         raise LaunchError(
             "SUBSIDYHUB_ADMIN_PASSWORD must be at least 32 characters and differ from the user password"
         )
+    require_jupyterlab(python)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SUBSIDYHUB_DATA_DIR"] = str(data_dir)  # the hub and the service inherit it
@@ -198,7 +217,7 @@ def start(
         env["SUBSIDYHUB_CONFIG"] = str(Path(config).resolve())
     log = None if not quiet else open(data_dir / "jupyterhub.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(hub_config)],
+        [python, "-m", "jupyterhub", "-f", str(hub_config)],
         cwd=data_dir,
         env=env,
         stdout=log,

@@ -26,7 +26,13 @@ from pydantic import (
     model_validator,
 )
 
-from subsidyhub.catalog import Catalog, CatalogError, CatalogImage, load_catalog
+from subsidyhub.catalog import (
+    Catalog,
+    CatalogError,
+    CatalogImage,
+    load_catalog,
+    minimum_driver_major,
+)
 from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
 from subsidyhub.yamlfile import read_yaml
 
@@ -153,9 +159,12 @@ class KubernetesGpuType(Strict):
         pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
         description="Extended resource per GPU: nvidia.com/gpu, or a MIG slice such as nvidia.com/mig-1g.10gb.",
     )
-    node_label_value: str | None = Field(
-        None,
-        description="Value of kubernetes.gpu_node_label on nodes with this GPU (e.g. NVIDIA-H800); unset: no node selector.",
+    node_label_value: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+        description="Value of kubernetes.gpu_node_label on nodes with this GPU (e.g. NVIDIA-H800). "
+        "Required: without it a pod asking for this type could land on a node with another GPU.",
     )
 
 
@@ -174,15 +183,18 @@ class Kubernetes(Strict):
     namespace: str | None = Field(
         None, description="Namespace of user pods; unset: the hub's own namespace."
     )
-    image: str = Field(
-        "quay.io/jupyter/base-notebook:latest",
-        min_length=1,
-        description="Image of profiles that name none.",
-    )
     gpu_node_label: str = Field(
         "nvidia.com/gpu.product",
         min_length=1,
-        description="Node label whose value selects the node pool of a GPU type.",
+        description="Node label whose value selects the node pool of a GPU type; CPU pods "
+        "require nodes without it.",
+    )
+    driver_major_label: str | None = Field(
+        None,
+        min_length=1,
+        description="Node label holding the NVIDIA driver's major version (GPU feature "
+        "discovery: nvidia.com/cuda.driver.major); set: GPU pods need a driver new enough for "
+        "their image's CUDA (e.g. 580+ for CUDA 13); unset: no such requirement.",
     )
     gpu_types: dict[Slug, KubernetesGpuType] = Field(
         default_factory=dict, description="Resource and node label value per GPU type."
@@ -325,6 +337,11 @@ class Settings(Strict):
                     f"profiles[{index}].gpus.type: {profile.gpus.type!r} has no price in "
                     f"prices.gpu; allowed: {allowed}"
                 )
+            if self.backend == "kubernetes" and profile.image is None:
+                raise ValueError(
+                    f"profiles[{index}].image: backend kubernetes needs a catalog image "
+                    "(name:tag from images/catalog.yaml) for every profile"
+                )
             if (
                 self.backend == "kubernetes"
                 and profile.gpus
@@ -425,7 +442,9 @@ def _check_profile_images(settings: Settings, source: str) -> None:
         if profile.image is None:
             continue
         try:
-            catalog.check_usable(profile.image, profile.gpu_type)
+            image = catalog.check_usable(profile.image, profile.gpu_type)
+            if profile.gpus and settings.kubernetes.driver_major_label:
+                minimum_driver_major(image.base.cuda)
         except ValueError as error:
             raise ConfigError(source, f"profiles[{index}].image", str(error)) from None
     settings._catalog = catalog

@@ -1,4 +1,4 @@
-"""Hub-layer fixtures: one real ``subsidyhub up`` stack shared by the tests of this folder.
+"""Hub-layer fixtures: real ``subsidyhub up`` stacks shared by the tests of this folder.
 
 The stack is what ``subsidyhub up`` runs (see :mod:`tests.hub.helpers`), on a test config with
 a one-second metering interval and a declared pool of one GPU, ``local.gpus: ["0"]``. No GPU
@@ -6,15 +6,26 @@ exists on the test machines: the pool's ids are only handed out exclusively by
 ``LocalGPUSpawner`` and reach a server as ``CUDA_VISIBLE_DEVICES``, which the tests read from
 the server process's environment. Each user fixture stops the user's server at the end of the
 test, so tests do not depend on each other's order.
+
+``hub`` is the stack on this venv's JupyterHub 6. The modules that prove the hub-side contract
+(admission hooks, spawn form, roles and scopes) mark themselves :data:`ON_BOTH_MAJORS`: their
+tests then run once on JupyterHub 6 and once on the JupyterHub 5.5 of z2jh 4.4's hub image
+(``.venv/k8s-hub``, see :mod:`tests.upstream`; skipped with the reason when it is not
+configured). One stack per major serves the whole session, and every test checks the version
+that actually answers, so a fixture that started the wrong hub cannot pass.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from tests.upstream import k8s_hub_python
 
 from .helpers import HubStack, HubUser
 
@@ -41,13 +52,52 @@ def hub_config() -> dict[str, Any]:
     return copy.deepcopy(HUB_CONFIG)
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
-    stack = HubStack(tmp_path_factory.mktemp("hub"), hub_config())
+@dataclass(frozen=True)
+class HubMajor:
+    """A JupyterHub release line the plugin supports, and the session fixture of its stack."""
+
+    name: str
+    version_prefix: str
+    stack_fixture: str
+
+
+JUPYTERHUB6 = HubMajor("jupyterhub6", "6.", "jupyterhub6_stack")
+JUPYTERHUB55 = HubMajor("jupyterhub5.5", "5.5.", "jupyterhub55_stack")
+ON_BOTH_MAJORS = pytest.mark.parametrize(
+    "hub", [pytest.param(m, id=m.name) for m in (JUPYTERHUB6, JUPYTERHUB55)], indirect=True
+)
+
+
+def _stack(tmp_path_factory: pytest.TempPathFactory, name: str, python: str) -> Iterator[HubStack]:
+    stack = HubStack(tmp_path_factory.mktemp(name), hub_config(), python=python)
     try:
         yield stack.start()
     finally:
         stack.close()
+
+
+@pytest.fixture(scope="session")
+def jupyterhub6_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
+    """This venv's JupyterHub (6.x)."""
+    yield from _stack(tmp_path_factory, JUPYTERHUB6.name, sys.executable)
+
+
+@pytest.fixture(scope="session")
+def jupyterhub55_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
+    """z2jh 4.4's hub environment: the hub, its service and the servers on its pins."""
+    yield from _stack(tmp_path_factory, JUPYTERHUB55.name, str(k8s_hub_python()))
+
+
+@pytest.fixture
+def hub(request: pytest.FixtureRequest) -> HubStack:
+    """The session's stack on JupyterHub 6, or on the major :data:`ON_BOTH_MAJORS` passes."""
+    major: HubMajor = getattr(request, "param", JUPYTERHUB6)
+    stack: HubStack = request.getfixturevalue(major.stack_fixture)
+    running = stack.jupyterhub_version()
+    assert running.startswith(major.version_prefix), (
+        f"{major.name} was asked for, but JupyterHub {running} answers at {stack.url}"
+    )
+    return stack
 
 
 def _user(stack: HubStack, name: str) -> Iterator[HubUser]:

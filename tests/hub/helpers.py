@@ -119,11 +119,22 @@ def process_environment(pid: int) -> dict[str, str]:
 class HubStack:
     """One ``subsidyhub up`` platform in ``root``.
 
-    :meth:`stop_hub` then :meth:`start` restarts the hub on the same data directory and ports.
+    ``python`` is the interpreter that runs JupyterHub, and with it the proxy, the subsidy
+    service and the servers (:func:`subsidyhub.launcher.start`): this venv's, or z2jh's hub
+    environment to run the stack on JupyterHub 5.5. :meth:`stop_hub` then :meth:`start`
+    restarts the hub on the same data directory and ports.
     """
 
-    def __init__(self, root: Path, config: dict[str, Any], *, keep_servers: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        config: dict[str, Any],
+        *,
+        keep_servers: bool = False,
+        python: str = sys.executable,
+    ) -> None:
         self.root = root
+        self.python = python
         self.data_dir = root / "data"
         self.config_path = root / "subsidyhub.yaml"
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -176,6 +187,7 @@ class HubStack:
                 demo=True,
                 password=self.password,
                 quiet=True,
+                python=self.python,
             )
         self.remember_processes()
         return self
@@ -184,6 +196,12 @@ class HubStack:
         """Note what the hub runs now (proxy, service, servers) so :meth:`close` can end it."""
         if self._stack is not None and self._stack.process.poll() is None:
             self._started |= descendants(self._stack.process.pid)
+
+    def jupyterhub_version(self) -> str:
+        """The version of the JupyterHub that answers, from ``GET /hub/api/``."""
+        response = httpx.get(f"{self.url}/hub/api/", timeout=10)
+        response.raise_for_status()
+        return str(response.json()["version"])
 
     @property
     def hub_running(self) -> bool:

@@ -1,11 +1,11 @@
 """A running server is charged: ``GET me`` through the proxy shows the session and a live balance.
 
 Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
-subsidy service as a managed service with a one-second metering interval, ``LocalGPUSpawner``,
-a real JupyterLab). Proves that a REST-spawned server becomes a running session in the ledger
-with the profile's rates, and that the project's balance a user reads through the proxy goes
-down while it runs (the balance is live: it subtracts what running sessions have accrued,
-whether or not the metering loop has charged it yet).
+subsidy service as a managed service with a one-second metering interval, ``LocalGPUSpawner``, a
+real single-user server), on JupyterHub 6 and 5.5. Proves that a REST-spawned server becomes a
+running session in the ledger with the profile's rates, and that the project's balance a user
+reads through the proxy goes down while it runs (the balance is live: it subtracts what running
+sessions have accrued, whether or not the metering loop has charged it yet).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from .conftest import ON_BOTH_MAJORS
 from .helpers import HubStack, HubUser, poll, service_get
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
 
 def demo_project(me: dict[str, Any]) -> dict[str, Any]:

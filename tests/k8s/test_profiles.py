@@ -7,22 +7,28 @@ from types import SimpleNamespace
 
 import pytest
 
+from subsidyhub.catalog import minimum_driver_major
 from subsidyhub.hubplugin import kubernetes as k8s
 from subsidyhub.hubplugin.config import update_backend
 from subsidyhub.settings import ConfigError, parse_settings
 
 BASE = {
-    "prices": {"gpu": {"h800": 36, "a100": 24, "l40s": 10}},
+    "prices": {"gpu": {"h800": 36, "a100": 24}},
     "kubernetes": {
         "gpu_types": {
             "h800": {"node_label_value": "NVIDIA-H800"},
             "a100": {"resource": "nvidia.com/mig-1g.10gb", "node_label_value": "NVIDIA-A100"},
-            "l40s": {},
         },
         "cpu_node_selector": {"pool": "cpu"},
     },
     "profiles": [
-        {"slug": "cpu", "display_name": "CPU", "cpu": 0.5, "memory_gib": 1.5},
+        {
+            "slug": "cpu",
+            "display_name": "CPU",
+            "cpu": 0.5,
+            "memory_gib": 1.5,
+            "image": "base:2026.11-cuda13.0",
+        },
         {
             "slug": "h800-2",
             "display_name": "2 × H800",
@@ -37,13 +43,15 @@ BASE = {
             "cpu": 2,
             "memory_gib": 10,
             "gpus": {"type": "a100", "count": 1},
+            "image": "pytorch:2.14-cuda13.0",
         },
         {
-            "slug": "l40s",
-            "display_name": "L40S",
+            "slug": "h800-1",
+            "display_name": "1 × H800",
             "cpu": 4,
             "memory_gib": 32,
-            "gpus": {"type": "l40s"},
+            "gpus": {"type": "h800"},
+            "image": "base:2026.11-cuda13.0",
         },
     ],
 }
@@ -84,10 +92,10 @@ def test_memory(gib, expected_bytes, expected):
 @pytest.mark.parametrize(
     ("slug", "limits", "selector", "tolerated"),
     [
-        ("cpu", {"nvidia.com/gpu": "0"}, {"pool": "cpu"}, False),
+        ("cpu", {}, {"pool": "cpu"}, False),
         ("h800-2", {"nvidia.com/gpu": "2"}, {"nvidia.com/gpu.product": "NVIDIA-H800"}, True),
         ("mig", {"nvidia.com/mig-1g.10gb": "1"}, {"nvidia.com/gpu.product": "NVIDIA-A100"}, True),
-        ("l40s", {"nvidia.com/gpu": "1"}, {}, True),
+        ("h800-1", {"nvidia.com/gpu": "1"}, {"nvidia.com/gpu.product": "NVIDIA-H800"}, True),
     ],
 )
 def test_gpu_limits_selector_tolerations(slug, limits, selector, tolerated):
@@ -99,6 +107,31 @@ def test_gpu_limits_selector_tolerations(slug, limits, selector, tolerated):
     assert values["tolerations"] == (expected if tolerated else [])
     hidden = values["environment"].get("NVIDIA_VISIBLE_DEVICES")
     assert hidden == (None if tolerated else "void")
+
+
+@pytest.mark.parametrize(
+    ("slug", "driver_label", "expected"),
+    [
+        ("cpu", None, [{"key": "nvidia.com/gpu.product", "operator": "DoesNotExist"}]),
+        ("cpu", "drv", [{"key": "nvidia.com/gpu.product", "operator": "DoesNotExist"}]),
+        ("h800-2", None, []),
+        # CUDA 13 images need the R580 driver branch: "greater than 579".
+        ("h800-2", "drv", [{"key": "drv", "operator": "Gt", "values": ["579"]}]),
+    ],
+)
+def test_node_requirements(slug, driver_label, expected):
+    s = settings(driver_major_label=driver_label)
+    assert k8s.node_requirements(s.profile(slug), s) == expected
+
+
+@pytest.mark.parametrize(("cuda", "driver"), [("13.0", 580), ("12.8", 525), ("13", 580)])
+def test_minimum_driver(cuda, driver):
+    assert minimum_driver_major(cuda) == driver
+
+
+def test_unknown_cuda_has_no_minimum_driver():
+    with pytest.raises(ValueError, match=r"CUDA 11\.8 has no known minimum driver"):
+        minimum_driver_major("11.8")
 
 
 def test_configurable_label_and_tolerations():
@@ -145,36 +178,100 @@ def test_shm(fraction, slug, size):
         assert mounts == [{"name": k8s.SHM_VOLUME, "mountPath": "/dev/shm"}]
 
 
-@pytest.mark.parametrize(
-    ("slug", "image"),
-    [
-        ("h800-2", "ghcr.io/subsidyhub/pytorch:2.14-cuda13.0"),
-        ("cpu", "quay.io/jupyter/base-notebook:latest"),
-    ],
-)
-def test_image(slug, image):
+def test_image_is_the_catalog_reference():
     s = settings()
-    assert k8s.pod_settings(s.profile(slug), s)["image"] == image
-
-
-def test_profile_list_first_is_default_and_lists_merge():
-    s = settings()
-    entries = k8s.profile_list(s)
-    assert [e["slug"] for e in entries] == ["cpu", "h800-2", "mig", "l40s"]
-    assert [e["default"] for e in entries] == [True, False, False, False]
-
-    spawner = SimpleNamespace(  # what z2jh already set: its own toleration and the home volume
-        tolerations=[{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"}],
-        volumes=[{"name": "home"}, {"name": k8s.SHM_VOLUME, "emptyDir": {}}],
+    assert (
+        k8s.pod_settings(s.profile("h800-2"), s)["image"]
+        == "ghcr.io/subsidyhub/pytorch:2.14-cuda13.0"
     )
 
-    override = entries[1]["kubespawner_override"]
-    assert [t["key"] for t in override["tolerations"](spawner)] == [
-        "hub.jupyter.org/dedicated",
-        "nvidia.com/gpu",
+
+def test_profile_list_first_is_default():
+    entries = k8s.profile_list(settings())
+    assert [e["slug"] for e in entries] == ["cpu", "h800-2", "mig", "h800-1"]
+    assert [e["default"] for e in entries] == [True, False, False, False]
+
+
+Z2JH_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"}
+PURPOSE = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
+
+
+def deployment_spawner(volumes):
+    """Trait values as a deployment (z2jh) set them: volumes dict- or list-valued."""
+    return SimpleNamespace(
+        tolerations=[Z2JH_TOLERATION],
+        volumes=volumes,
+        volume_mounts={"home": {"name": "home", "mountPath": "/home/jovyan"}},
+        node_affinity_required=[{"matchExpressions": [PURPOSE]}],
+    )
+
+
+def apply(override, spawner):
+    """KubeSpawner's rule: callables are called; dicts merged into dicts, None removes a key."""
+    for trait, value in override.items():
+        if callable(value):
+            value = value(spawner)
+        current = getattr(spawner, trait, None)
+        if isinstance(value, dict) and isinstance(current, dict):
+            for key, item in value.items():
+                if item is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = item
+        else:
+            setattr(spawner, trait, value)
+
+
+@pytest.mark.parametrize(
+    "volumes",
+    [
+        {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "claim-a"}}},
+        [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-a"}}],
+    ],
+    ids=["z2jh-dict", "list"],
+)
+def test_overrides_keep_the_deployments_values_and_replace_only_ours(volumes):
+    s = settings()
+    entries = {e["slug"]: e["kubespawner_override"] for e in k8s.profile_list(s)}
+    spawner = deployment_spawner(volumes)
+    spawner.extra_resource_limits, spawner.node_selector, spawner.environment = {}, {}, {"TZ": "x"}
+
+    def names(trait):
+        return [v["name"] for v in (trait.values() if isinstance(trait, dict) else trait)]
+
+    apply(entries["h800-2"], spawner)
+    assert spawner.tolerations == [
+        Z2JH_TOLERATION,
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     ]
-    assert [v["name"] for v in override["volumes"](spawner)] == ["home", k8s.SHM_VOLUME]
-    assert "tolerations" not in entries[0]["kubespawner_override"]
+    assert names(spawner.volumes) == ["home", k8s.SHM_VOLUME]
+    assert names(spawner.volume_mounts) == ["home", k8s.SHM_VOLUME]
+    assert spawner.node_affinity_required == [{"matchExpressions": [PURPOSE]}]
+    assert spawner.extra_resource_limits == {"nvidia.com/gpu": "2"}
+    assert spawner.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H800"}
+
+    # The same spawner object retried with a CPU profile keeps nothing of the GPU one.
+    apply(entries["cpu"], spawner)
+    assert spawner.tolerations == [Z2JH_TOLERATION]
+    assert names(spawner.volumes) == ["home", k8s.SHM_VOLUME]
+    assert spawner.extra_resource_limits == {}
+    assert spawner.node_selector == {"pool": "cpu"}
+    assert spawner.environment == {"TZ": "x", "NVIDIA_VISIBLE_DEVICES": "void"}
+    cpu_only = {"key": "nvidia.com/gpu.product", "operator": "DoesNotExist"}
+    # ANDed into z2jh's term (terms are ORed), not a term of its own.
+    assert spawner.node_affinity_required == [{"matchExpressions": [PURPOSE, cpu_only]}]
+    apply(entries["cpu"], spawner)  # idempotent
+    assert spawner.node_affinity_required == [{"matchExpressions": [PURPOSE, cpu_only]}]
+    assert spawner.tolerations == [Z2JH_TOLERATION]
+
+
+def test_cpu_requirement_without_deployment_terms_is_a_term_of_its_own():
+    s = settings()
+    [cpu] = [e["kubespawner_override"] for e in k8s.profile_list(s) if e["slug"] == "cpu"]
+    spawner = SimpleNamespace(node_affinity_required=[])
+    assert cpu["node_affinity_required"](spawner) == [
+        {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "DoesNotExist"}]}
+    ]
 
 
 def test_kubernetes_backend_needs_every_gpu_type():
@@ -185,11 +282,38 @@ def test_kubernetes_backend_needs_every_gpu_type():
     assert "kubernetes.gpu_types" in error.value.message
 
 
+def test_kubernetes_backend_needs_a_catalog_image_for_every_profile():
+    profiles = [dict(p) for p in BASE["profiles"]]
+    del profiles[2]["image"]
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**BASE, "backend": "kubernetes", "profiles": profiles}, "test.yaml")
+    assert error.value.key == "profiles[2].image"
+    assert "catalog image" in error.value.message
+
+
+def test_a_gpu_type_needs_its_node_label_value():
+    data = {"kubernetes": {"gpu_types": {"h800": {"resource": "nvidia.com/gpu"}}}}
+    with pytest.raises(ConfigError) as error:
+        parse_settings(data, "test.yaml")
+    assert error.value.key == "kubernetes.gpu_types.h800.node_label_value"
+
+
 @pytest.mark.parametrize(
     ("kubernetes", "key"),
     [
-        ({"gpu_types": {"h800": {"resorce": "x"}}}, "kubernetes.gpu_types.h800.resorce"),
-        ({"gpu_types": {"h800": {"resource": "no slash"}}}, "kubernetes.gpu_types.h800.resource"),
+        (
+            {"gpu_types": {"h800": {"node_label_value": "x", "resorce": "x"}}},
+            "kubernetes.gpu_types.h800.resorce",
+        ),
+        (
+            {"gpu_types": {"h800": {"node_label_value": "x", "resource": "no slash"}}},
+            "kubernetes.gpu_types.h800.resource",
+        ),
+        (
+            {"gpu_types": {"h800": {"node_label_value": "a b"}}},
+            "kubernetes.gpu_types.h800.node_label_value",
+        ),
+        ({"image": "x"}, "kubernetes.image"),
         ({"shm_fraction": 2}, "kubernetes.shm_fraction"),
         ({"guarantee_fraction": 0}, "kubernetes.guarantee_fraction"),
         (
@@ -212,6 +336,7 @@ def test_update_backend_selects_kubespawner():
     assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
     assert c.KubeSpawner.namespace == "users"
     assert len(c.KubeSpawner.profile_list) == 4
+    assert "image" not in c.KubeSpawner  # every profile names its own catalog image
     local = Config()
     update_backend(local, parse_settings({}, "x"))
     assert "spawner_class" not in local.JupyterHub

@@ -9,10 +9,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from jupyterhub.spawner import SpawnException
 
 from subsidyhub.hubplugin.client import SubsidyClient
 from subsidyhub.hubplugin.hooks import SPAWN_CHECKS, UNAVAILABLE, SubsidyHooks
+from subsidyhub.hubplugin.spawn_exception import SpawnException
 from subsidyhub.netutil import free_port
 from subsidyhub.settings import parse_settings
 

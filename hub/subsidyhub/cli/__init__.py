@@ -30,6 +30,7 @@ from subsidyhub.cli import (
     audit,
     courses,
     database,
+    kubernetes,
     members,
     prices,
     projects,
@@ -149,6 +150,7 @@ app.add_typer(database.app, name="db")
 app.add_typer(admin, name="admin")
 app.command("statement")(statement.statement)
 app.add_typer(report.app, name="report")
+app.add_typer(kubernetes.app, name="kubernetes")
 app.command("up")(up.up)
 
 

@@ -135,10 +135,16 @@ def update_server_environment(c: Any, plan: HubPlan) -> None:
     ``JUPYTERHUB_API_URL`` is the hub's internal API, which does not route to services, and
     ``JUPYTERHUB_PUBLIC_HUB_URL`` is empty unless ``JupyterHub.public_url`` is set; the
     service's own URL is reachable from the servers the hub starts.
+
+    Set on ``Spawner`` and merged into every spawner class's own ``environment`` the
+    deployment set: traitlets gives a subclass's section precedence over its parent's, so
+    z2jh's ``c.KubeSpawner.environment`` (from ``singleuser.extraEnv``) would otherwise hide it.
     """
-    c.Spawner.environment = _existing(c.Spawner.environment, dict) | {
-        "SUBSIDYHUB_SERVICE_URL": plan.service_url.rstrip("/") + SERVICE_PREFIX
-    }
+    ours = {"SUBSIDYHUB_SERVICE_URL": plan.service_url.rstrip("/") + SERVICE_PREFIX}
+    c.Spawner.environment = _existing(c.Spawner.environment, dict) | ours
+    for section in [name for name in c if name.endswith("Spawner") and name != "Spawner"]:
+        if "environment" in c[section]:
+            c[section].environment = _existing(c[section].environment, dict) | ours
 
 
 def update_backend(c: Any, settings: Settings) -> None:

@@ -25,11 +25,11 @@ from typing import Any
 from docker.errors import APIError
 from docker.types import DeviceRequest
 from dockerspawner import DockerSpawner
-from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import random_port
 from traitlets import Unicode
 
 from subsidyhub.hubplugin.kubernetes import memory_bytes
+from subsidyhub.hubplugin.spawn_exception import SpawnException
 from subsidyhub.hubplugin.spawners import ExclusiveGpus
 from subsidyhub.settings import Docker, Profile, Settings
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
 from prometheus_client import Counter
 
 from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, SubsidyClient
+from subsidyhub.hubplugin.spawn_exception import SpawnException
 from subsidyhub.settings import Settings
 
 log = logging.getLogger("subsidyhub.hooks")

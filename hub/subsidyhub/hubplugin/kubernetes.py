@@ -11,25 +11,33 @@ What a pod gets from its profile:
 - CPU and memory limits equal to the profile, guarantees at ``kubernetes.guarantee_fraction``
   of them (1: Guaranteed QoS, so a node never overcommits a paid-for server);
 - GPUs as an extended-resource limit of the GPU type's resource (``nvidia.com/gpu`` or a MIG
-  slice such as ``nvidia.com/mig-1g.10gb``), a node selector on ``kubernetes.gpu_node_label``
-  and the GPU tolerations; CPU profiles instead get an explicit ``nvidia.com/gpu: 0`` limit,
-  ``NVIDIA_VISIBLE_DEVICES=void`` (CUDA images otherwise see every GPU of the node through
-  the NVIDIA runtime) and no GPU toleration, so they never land on tainted GPU nodes;
+  slice such as ``nvidia.com/mig-1g.10gb``), a node selector ``{gpu_node_label:
+  node_label_value}``, the GPU tolerations and, with ``driver_major_label``, a required driver
+  new enough for the image's CUDA;
+- CPU profiles no GPU resource at all — not even ``nvidia.com/gpu: 0``, which the
+  ExtendedResourceToleration admission plugin would answer with a toleration of the GPU taint —
+  but a required node affinity on nodes *without* ``gpu_node_label``, no GPU toleration and
+  ``NVIDIA_VISIBLE_DEVICES=void`` (CUDA images otherwise see every GPU of the node through the
+  NVIDIA runtime);
 - a memory-backed ``/dev/shm`` (PyTorch data loaders need more than the runtime's 64 MiB),
   sized at ``kubernetes.shm_fraction`` of the profile's memory; it counts against the limit;
-- the profile's catalog image (its full pull reference), else ``kubernetes.image``.
+- the profile's catalog image (its full pull reference); backend kubernetes requires one.
 
-List-valued traits (tolerations, volumes, mounts) are *added* to what the deployment (z2jh's
-``singleuser`` values) already set, never replacing it: the override uses callables because
-KubeSpawner merges dicts but replaces lists.
+The deployment's own values (z2jh's ``singleuser``: volumes, tolerations, node affinity,
+environment) are kept: list-valued traits get callables that replace only what SubsidyHub
+owns, whether the deployment set them as lists or, as z2jh does for volumes and mounts, as
+dicts keyed by name; dict-valued traits are merged by KubeSpawner, and keys SubsidyHub owns but
+this profile does not use are set to ``None``, which KubeSpawner removes. So an override is
+idempotent and a retried spawn with another profile inherits nothing from the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from subsidyhub.catalog import minimum_driver_major
 from subsidyhub.settings import Kubernetes, Profile, Settings
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -60,12 +68,16 @@ def memory_quantity(gib: Decimal) -> str:
     return f"{value // GIB}Gi" if value % GIB == 0 else f"{value // MIB}Mi"
 
 
+def gpu_resources(kubernetes: Kubernetes) -> set[str]:
+    """Every extended resource SubsidyHub requests GPUs as (removed from CPU pods)."""
+    return {GPU_RESOURCE} | {gpu_type.resource for gpu_type in kubernetes.gpu_types.values()}
+
+
 def gpu_resource_limits(profile: Profile, kubernetes: Kubernetes) -> dict[str, str]:
-    """Extended-resource limits: the GPU type's resource × count, or ``nvidia.com/gpu: 0``."""
+    """Extended-resource limits: the GPU type's resource × count; none for CPU profiles."""
     if profile.gpus is None:
-        return {GPU_RESOURCE: "0"}
-    gpu_type = kubernetes.gpu_types.get(profile.gpus.type)
-    resource = gpu_type.resource if gpu_type else GPU_RESOURCE
+        return {}
+    resource = kubernetes.gpu_types[profile.gpus.type].resource
     return {resource: str(profile.gpus.count)}
 
 
@@ -73,10 +85,28 @@ def node_selector(profile: Profile, kubernetes: Kubernetes) -> dict[str, str]:
     """GPU profiles select their type's node pool; CPU profiles ``cpu_node_selector``."""
     if profile.gpus is None:
         return dict(kubernetes.cpu_node_selector)
-    gpu_type = kubernetes.gpu_types.get(profile.gpus.type)
-    if gpu_type is None or gpu_type.node_label_value is None:
-        return {}
-    return {kubernetes.gpu_node_label: gpu_type.node_label_value}
+    value = kubernetes.gpu_types[profile.gpus.type].node_label_value
+    return {kubernetes.gpu_node_label: value}
+
+
+def node_requirements(profile: Profile, settings: Settings) -> list[dict[str, Any]]:
+    """Required node-affinity expressions: CPU pods off GPU nodes; GPU pods on a new enough driver."""
+    kubernetes = settings.kubernetes
+    if profile.gpus is None:
+        return [{"key": kubernetes.gpu_node_label, "operator": "DoesNotExist"}]
+    image = settings.catalog_image(profile)
+    if kubernetes.driver_major_label is None or image is None:
+        return []
+    minimum = minimum_driver_major(image.base.cuda)
+    # Node labels compare as integers with Gt only: "at least 580" is "greater than 579".
+    return [{"key": kubernetes.driver_major_label, "operator": "Gt", "values": [str(minimum - 1)]}]
+
+
+def owned_node_labels(kubernetes: Kubernetes) -> set[str]:
+    labels = {kubernetes.gpu_node_label}
+    if kubernetes.driver_major_label:
+        labels.add(kubernetes.driver_major_label)
+    return labels
 
 
 def tolerations(profile: Profile, kubernetes: Kubernetes) -> list[dict[str, str]]:
@@ -114,52 +144,105 @@ def shm_volume(profile: Profile, kubernetes: Kubernetes) -> tuple[list[dict], li
 def pod_settings(profile: Profile, settings: Settings) -> dict[str, Any]:
     """The KubeSpawner trait values for one profile, as plain data (the table-tested core)."""
     kubernetes = settings.kubernetes
+    image = settings.profile_image(profile)
+    if image is None:
+        raise ValueError(f"profile {profile.slug!r} names no catalog image")
     volumes, mounts = shm_volume(profile, kubernetes)
     guarantee = kubernetes.guarantee_fraction
-    values: dict[str, Any] = {
-        "image": settings.profile_image(profile) or kubernetes.image,
+    return {
+        "image": image,
         "cpu_limit": float(profile.cpu),
         "cpu_guarantee": float(profile.cpu * guarantee),
         "mem_limit": memory_bytes(profile.memory_gib),
         "mem_guarantee": memory_bytes(profile.memory_gib * guarantee),
         "extra_resource_limits": gpu_resource_limits(profile, kubernetes),
         "node_selector": node_selector(profile, kubernetes),
+        "node_requirements": node_requirements(profile, settings),
         "tolerations": tolerations(profile, kubernetes),
         "volumes": volumes,
         "volume_mounts": mounts,
-        "environment": {},
+        "environment": {"NVIDIA_VISIBLE_DEVICES": "void"} if profile.gpus is None else {},
     }
-    if profile.gpus is None:
-        values["environment"] = {"NVIDIA_VISIBLE_DEVICES": "void"}
-    return values
-
-
-def _append_by_key(trait: str, items: list[dict], key: str) -> Callable[[Any], list]:
-    """An override callable that adds ``items`` to the spawner's list without duplicates."""
-
-    def merge(spawner: Any) -> list:
-        ours = {item[key] for item in items}
-        kept = [item for item in getattr(spawner, trait) if _item_key(item, key) not in ours]
-        return [*kept, *items]
-
-    merge.__name__ = f"append_{trait}"
-    return merge
 
 
 def _item_key(item: Any, key: str) -> Any:
-    if isinstance(item, dict):
+    if isinstance(item, Mapping):
         return item.get(key)
     return getattr(item, key, None)
 
 
+def _replace_owned(
+    trait: str, items: list[dict], key: str, owned: set[str]
+) -> Callable[[Any], Any]:
+    """An override callable: the spawner's ``trait`` without the entries SubsidyHub owns, plus ``items``.
+
+    z2jh sets volumes and mounts as dicts keyed by name (KubeSpawner sorts their values),
+    other deployments as lists; a dict result is merged by KubeSpawner, so stale entries of
+    ours are returned as ``None``, which it removes.
+    """
+
+    def merge(spawner: Any) -> Any:
+        current = getattr(spawner, trait)
+        if isinstance(current, Mapping):
+            stale: dict[str, Any] = {
+                name: None for name, item in current.items() if _item_key(item, key) in owned
+            }
+            return stale | {item[key]: item for item in items}
+        kept = [item for item in current if _item_key(item, key) not in owned]
+        return [*kept, *items]
+
+    merge.__name__ = f"replace_subsidyhub_{trait}"
+    return merge
+
+
+def _require_on_nodes(expressions: list[dict], owned: set[str]) -> Callable[[Any], list]:
+    """An override callable ANDing ``expressions`` into every required node-selector term.
+
+    Terms are ORed by Kubernetes, so a term of our own beside z2jh's (``matchNodePurpose:
+    require``) would loosen both; our expressions join each term instead. Expressions on
+    labels SubsidyHub owns are dropped first, so the override is idempotent.
+    """
+
+    def merge(spawner: Any) -> list:
+        terms = []
+        for term in spawner.node_affinity_required:
+            term = dict(term)
+            kept = [e for e in term.get("matchExpressions") or [] if e.get("key") not in owned]
+            term["matchExpressions"] = kept + expressions
+            if term["matchExpressions"] or term.get("matchFields"):
+                terms.append(term)
+        if not terms and expressions:
+            terms = [{"matchExpressions": list(expressions)}]
+        return terms
+
+    merge.__name__ = "require_subsidyhub_node_labels"
+    return merge
+
+
 def kubespawner_override(profile: Profile, settings: Settings) -> dict[str, Any]:
-    """``kubespawner_override`` for one profile; list traits are merged, not replaced."""
+    """``kubespawner_override`` for one profile (see the module docstring for the merge rules)."""
+    kubernetes = settings.kubernetes
     values = pod_settings(profile, settings)
-    override = {k: v for k, v in values.items() if k not in ("tolerations", "volumes")}
-    override["volume_mounts"] = _append_by_key("volume_mounts", values["volume_mounts"], "name")
-    override["volumes"] = _append_by_key("volumes", values["volumes"], "name")
-    if values["tolerations"]:
-        override["tolerations"] = _append_by_key("tolerations", values["tolerations"], "key")
+    override = {
+        key: values[key]
+        for key in ("image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee")
+    }
+    override["extra_resource_limits"] = {
+        resource: None for resource in gpu_resources(kubernetes)
+    } | values["extra_resource_limits"]
+    override["node_selector"] = {
+        key: None for key in (kubernetes.gpu_node_label, *kubernetes.cpu_node_selector)
+    } | values["node_selector"]
+    override["environment"] = {"NVIDIA_VISIBLE_DEVICES": None} | values["environment"]
+    override["node_affinity_required"] = _require_on_nodes(
+        values["node_requirements"], owned_node_labels(kubernetes)
+    )
+    gpu_keys = {toleration.key for toleration in kubernetes.gpu_tolerations}
+    override["tolerations"] = _replace_owned("tolerations", values["tolerations"], "key", gpu_keys)
+    override["volumes"] = _replace_owned("volumes", values["volumes"], "name", {SHM_VOLUME})
+    override["volume_mounts"] = _replace_owned(
+        "volume_mounts", values["volume_mounts"], "name", {SHM_VOLUME}
+    )
     return override
 
 
@@ -187,34 +270,67 @@ def update_kubernetes(c: Any, settings: Settings) -> None:
     """Select KubeSpawner and set its per-profile settings (only sets, never appends)."""
     c.JupyterHub.spawner_class = KUBESPAWNER_CLASS
     c.KubeSpawner.profile_list = profile_list(settings)
-    c.KubeSpawner.image = settings.kubernetes.image
     if settings.kubernetes.namespace:
         c.KubeSpawner.namespace = settings.kubernetes.namespace
 
 
-def configure_z2jh(c: Any, admins: list[str] | tuple[str, ...] = ()) -> None:
+def configure_z2jh(c: Any, custom: Mapping[str, Any] | None = None) -> None:
     """The z2jh ``hub.extraConfig`` entry point (see helm/jupyterhub-values.yaml).
 
-    z2jh has already turned ``hub.services.subsidy`` into a ``c.JupyterHub.services`` entry
-    with its URL and token; the service runs as its own Deployment (the subsidyhub chart), so
-    the hub does not manage it. ``SUBSIDYHUB_CONFIG`` names the subsidyhub.yaml mounted from
-    the subsidyhub chart's ConfigMap.
+    ``custom`` is z2jh's ``custom.subsidyhub``: ``fullname`` and ``port`` of the subsidyhub
+    chart's Service (default ``subsidyhub``, 8000; same namespace) and ``admins``. z2jh has
+    already turned ``hub.services.subsidy`` into a ``c.JupyterHub.services`` entry with the
+    token it generated (and publishes in its hub Secret, where the subsidyhub chart reads it);
+    the service runs as its own Deployment, so the hub does not manage it.
+    ``SUBSIDYHUB_CONFIG`` names the subsidyhub.yaml mounted from the subsidyhub chart's ConfigMap.
     """
     from subsidyhub.hubplugin.config import SERVICE_NAME, HubPlan, configure_hub
     from subsidyhub.settings import load_settings
 
+    custom = dict(custom or {})
     services = c.JupyterHub.services if isinstance(c.JupyterHub.services, list) else []
     entry = next((s for s in services if s.get("name") == SERVICE_NAME), None)
-    if entry is None or not entry.get("url") or not entry.get("api_token"):
+    if entry is None or not entry.get("api_token"):
         raise RuntimeError(
-            f"hub.services.{SERVICE_NAME} with url and apiToken is missing from the z2jh values; "
-            "see helm/jupyterhub-values.yaml and docs/deploy-kubernetes.md"
+            f"hub.services.{SERVICE_NAME} is missing from the z2jh values (it may be empty: z2jh "
+            "generates its token); see helm/jupyterhub-values.yaml and docs/deploy-kubernetes.md"
         )
+    service_url = f"http://{custom.get('fullname') or 'subsidyhub'}:{custom.get('port') or 8000}"
     settings = load_settings()
     plan = HubPlan(
-        service_url=entry["url"],
+        service_url=service_url,
         service_token=entry["api_token"],
         manage_service=False,
-        subsidy_admins=tuple(admins),
+        subsidy_admins=tuple(custom.get("admins") or ()),
     )
     configure_hub(c, settings, plan)
+
+
+def _container_name(ref: str) -> str:
+    """A DNS-1123 label from ``name:tag`` (z2jh names each puller container after its key)."""
+    label = "".join(ch if ch.isalnum() else "-" for ch in ref.lower()).strip("-")
+    return label[:52].rstrip("-")  # z2jh prefixes "image-pull-"; a label has 63 characters
+
+
+def prepuller_values(settings: Settings) -> dict[str, Any]:
+    """z2jh ``prePuller`` values pulling every catalog image a profile uses onto user nodes.
+
+    The pullers must also run on tainted GPU nodes, so they get the GPU tolerations.
+    """
+    images: dict[str, dict[str, str]] = {}
+    for profile in settings.profiles:
+        image = settings.catalog_image(profile)
+        reference = settings.profile_image(profile)
+        if image is None or reference is None:
+            continue
+        name, _, tag = reference.rpartition(":")
+        images[_container_name(image.ref)] = {"name": name, "tag": tag}
+    gpu_profile = next((profile for profile in settings.profiles if profile.gpus), None)
+    return {
+        "prePuller": {
+            "extraImages": dict(sorted(images.items())),
+            "extraTolerations": tolerations(gpu_profile, settings.kubernetes)
+            if gpu_profile
+            else [],
+        }
+    }

@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner, SpawnException
+from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, HasTraits, Integer, List, Unicode, default
 
 from subsidyhub.hubplugin.gpus import GpuPool, PoolExhausted, discover_gpus, shared_pool
+from subsidyhub.hubplugin.spawn_exception import SpawnException
 
 
 class ExclusiveGpus(HasTraits):

@@ -144,9 +144,10 @@ class SpawnSession(Base):
             postgresql_where=text("stopped_ms IS NULL"),
         ),
         Index("ix_sessions_member_recent", "project_id", "username", "started_ms"),
-        # Every tick rewrites each running session's charged totals; free room in each page
-        # lets PostgreSQL update in place (HOT) instead of touching all five indexes.
-        {"postgresql_with": {"fillfactor": 50}},
+        # On PostgreSQL the table has fillfactor 50 (migration 0001): every tick rewrites each
+        # running session's charged totals, and free room in each page lets PostgreSQL update
+        # in place (HOT). Not a table option here: ``postgresql_with`` is SQLAlchemy 2.1 only,
+        # and z2jh's hub image, which runs this code, pins 2.0.
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))

@@ -9,7 +9,8 @@ JupyterHub starts ``python -m subsidyhub.service`` with
   ``JUPYTERHUB_BASE_URL``: how the admin page signs in through the hub's OAuth;
 
 and SubsidyHub adds ``SUBSIDYHUB_CONFIG`` (the ``subsidyhub.yaml`` in force; the embedded
-default when unset). At start the database schema is brought up to date and the config's
+default when unset) and ``SUBSIDYHUB_REQUIRE_POSTGRESQL`` (set by the Helm chart: refuse a ledger
+that is not PostgreSQL). At start the database schema is brought up to date and the config's
 prices are loaded, so a fresh database is ready before the first request. A missing variable
 or a bad config stops the start with one line saying what to set.
 """
@@ -34,6 +35,7 @@ from subsidyhub.settings import ConfigError, load_settings
 
 DEFAULT_PREFIX = "/services/subsidy/"
 REQUIRED = ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN")
+REQUIRE_POSTGRESQL = "SUBSIDYHUB_REQUIRE_POSTGRESQL"
 
 
 class EnvironmentProblem(Exception):
@@ -83,6 +85,29 @@ class ServiceEnvironment:
         )
 
 
+def check_database_url(url: str, environ: Mapping[str, str]) -> None:
+    """Refuse a ledger that is not PostgreSQL when ``SUBSIDYHUB_REQUIRE_POSTGRESQL`` is set.
+
+    The Helm chart sets it (docs/decisions/kubernetes-database.md): on Kubernetes the ledger,
+    the centre's money record, would otherwise be SQLite on the pod's disk, lost with the pod
+    and not shared by replicas or by the old and new pods of a rolling update. The chart checks
+    the URL it renders itself, but not one in an operator's Secret, hence this check at start.
+    Only the URL's scheme is shown: the rest may hold the database password.
+    """
+    if environ.get(REQUIRE_POSTGRESQL, "").strip().lower() in ("", "0", "false", "no"):
+        return
+    scheme = urlsplit(url).scheme
+    if scheme.split("+", 1)[0] == "postgresql":
+        return
+    raise EnvironmentProblem(
+        f"{REQUIRE_POSTGRESQL} is set (the Helm chart sets it) but the ledger's database URL is "
+        f"{f'{scheme}:…' if scheme else 'not a URL'}, not PostgreSQL: put a "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB URL in SUBSIDYHUB_DATABASE_URL (the key "
+        "database-url of the chart's Secret); SQLite on a pod's disk loses the ledger with the pod "
+        "and cannot be shared by replicas."
+    )
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
@@ -90,6 +115,7 @@ def main() -> None:
     try:
         environment = ServiceEnvironment.from_environ(os.environ)
         settings = load_settings()
+        check_database_url(settings.resolved_database_url(), os.environ)
     except (EnvironmentProblem, ConfigError) as problem:
         print(f"subsidyhub service: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
