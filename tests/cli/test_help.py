@@ -38,6 +38,7 @@ def test_the_documented_commands_exist() -> None:
         "admin audit",
         "statement",
         "report utilisation",
+        "kubernetes prepuller-values",
         "up",
     }  # fmt: skip
 
