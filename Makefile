@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null)" python3.12 python3.13 python3; do \
   [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; done)
 
-.PHONY: install up test lint format bench clean images-smoke-venv images-lock k8s-hub-venv
+.PHONY: install up test lint format bench clean images-smoke-venv images-lock k8s-hub-venv api-spec
 
 # The JupyterLab extension every user's server loads (built with npm by hatch-jupyter-builder).
 EXT := extensions/jupyterlab-subsidy
-EXT_SOURCES := $(EXT)/package.json $(EXT)/package-lock.json $(EXT)/pyproject.toml \
+EXT_SOURCES := $(EXT)/package.json $(EXT)/package-lock.json $(EXT)/pyproject.toml $(EXT)/openapi.json \
   $(shell find $(EXT)/src $(EXT)/style $(EXT)/schema $(EXT)/jupyter-config $(EXT)/overrides -type f 2>/dev/null)
 
 install: $(VENV)/.installed $(VENV)/.extension
@@ -77,6 +77,11 @@ $(K8S_HUB_VENV)/.installed: pyproject.toml $(Z2JH_HUB_REQUIREMENTS)
 	npm install --silent --no-audit --no-fund --prefix $(K8S_HUB_VENV)/node configurable-http-proxy@5
 	touch $@
 
+# The service's OpenAPI, which the JupyterLab extension's TypeScript types are generated from at
+# its build; run after changing an answer's shape (subsidyhub/shapes.py), then commit the file.
+api-spec: $(VENV)/.installed
+	$(BIN)/python -m subsidyhub.service.openapi $(EXT)/openapi.json
+
 up: install
 	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
@@ -87,6 +92,7 @@ test: install images-smoke-venv $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv)
 lint: install
 	$(BIN)/ruff check hub tests bench images/tests $(EXT)/jupyterlab_subsidy
 	$(BIN)/ruff format --check hub tests bench images/tests $(EXT)/jupyterlab_subsidy
+	$(BIN)/mypy
 	cd $(EXT) && npm run --silent lint
 
 format: install

@@ -35,9 +35,10 @@ from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.ledger.models import SpawnSession
 from subsidyhub.ledger.pricing import subsidy_rate_per_hour
-from subsidyhub.money import MS_PER_HOUR, parse_amount
+from subsidyhub.money import parse_amount
 from subsidyhub.netutil import free_port
 from subsidyhub.settings import load_settings
+from subsidyhub.timeutil import MS_PER_HOUR
 
 BASELINE_HUB_CONFIG = '''
 """Baseline for the spawn benchmark: the embedded hub without SubsidyHub's service and hooks."""
@@ -141,7 +142,7 @@ def _stack(
         at = now_ms()
         projects.create_project(session, settings, "bench", slug="bench", name="Bench", at_ms=at)
         projects.add_allocation(
-            session, "bench", "bench", amount_micro=parse_amount("1000000"), at_ms=at
+            session, settings, "bench", "bench", amount_micro=parse_amount("1000000"), at_ms=at
         )
         for user in users:
             projects.set_member(session, "bench", "bench", user, at_ms=at)
@@ -207,7 +208,9 @@ def measure_enforcement(
         for user in users:
             at = now_ms()
             projects.create_project(session, settings, "bench", slug=user, name=user, at_ms=at)
-            projects.add_allocation(session, "bench", user, amount_micro=FUNDS_MICRO, at_ms=at)
+            projects.add_allocation(
+                session, settings, "bench", user, amount_micro=FUNDS_MICRO, at_ms=at
+            )
             projects.set_member(session, "bench", user, user, at_ms=at)
     predicted: dict[str, int] = {}
     for user in users:

@@ -53,13 +53,13 @@ from bench import ledger_bench
 from bench.loadgen import LOOPBACK, Check, LoadResult, open_loop, request_bytes
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.models import Member, Project, SpawnSession
+from subsidyhub.names import API_PATH, SERVICE_PREFIX
 from subsidyhub.settings import parse_settings
 from subsidyhub.testing.hub import USERS, TestHub, wait_for
 from subsidyhub.testing.postgres import free_port
 
-PREFIX = "/services/subsidy/"
-ME_PATH = f"{PREFIX}api/v1/me"
-BASELINE_PATH = f"{PREFIX}api/v1/no-such-endpoint"
+ME_PATH = f"{SERVICE_PREFIX}{API_PATH}/me"
+BASELINE_PATH = f"{SERVICE_PREFIX}{API_PATH}/no-such-endpoint"
 ENDPOINTS = ("baseline", "me")
 # Figures that ``bench.run`` also reports without the database suffix (SQLite's).
 HEADLINE = (
@@ -173,7 +173,7 @@ class RunningService:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
         environment |= {
             "JUPYTERHUB_SERVICE_URL": self.base_url,
-            "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+            "JUPYTERHUB_SERVICE_PREFIX": SERVICE_PREFIX,
             "JUPYTERHUB_API_URL": hub.api_url,
             "JUPYTERHUB_API_TOKEN": hub.service_token,
             "SUBSIDYHUB_CONFIG": str(config_path),

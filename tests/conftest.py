@@ -2,21 +2,37 @@
 
 ``ledger_db`` is parametrised so every ledger test runs on both databases. PostgreSQL comes
 from ``SUBSIDYHUB_TEST_POSTGRES_URL`` when set, otherwise a cluster is started once per run.
+
+Every test gets a database of its own, but migrating one per test cost more than most tests
+do: so the Alembic migration runs once per session, backend and price list (a template), and
+a test that uses ``ledger_db`` gets a copy of it (PostgreSQL ``CREATE DATABASE … TEMPLATE``,
+made a few ahead in a thread; SQLite a copied file). A test marked ``migrations`` is migrated
+from empty in its own setup instead, and ``database_url`` alone (the CLI tests) names an empty
+database.
+
+``jupyterhub`` is the real hub (~5 s to start) of the service and extension tests, shared by
+the whole session: those tests only ask it to check tokens, sign users in and mint tokens.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import sys
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.netutil import free_port
 from subsidyhub.settings import Settings, parse_settings
-from subsidyhub.testing.postgres import ThrowawayPostgres, create_database
+from subsidyhub.testing.hub import HUB_ADMIN, USERS, TestHub
+from subsidyhub.testing.postgres import ThrowawayPostgres, create_database, drop_database
 
 TEST_CONFIG = {
     "currency": "HKD",
@@ -63,21 +79,146 @@ def postgres_admin_url() -> Iterator[str]:
         cluster.stop()
 
 
-def fresh_database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    admin = request.getfixturevalue("postgres_admin_url")
-    return create_database(admin, f"t{os.getpid()}_{next(_counter)}")
+def fresh_database_name() -> str:
+    """A database name no other test of this run (or a concurrent run) uses."""
+    return f"t{os.getpid()}_{next(_counter)}"
+
+
+def migrate(url: str, settings: Settings) -> None:
+    """Migrate the database at ``url`` from empty and load the price list, then let go of it."""
+    db = Database(url)
+    try:
+        upgrade(db, settings)
+    finally:
+        db.dispose()
+
+
+class SqliteTemplates:
+    """Migrated SQLite files, one per price list; a test's database is a copy of one."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._files: dict[str, Path] = {}
+
+    def copy(self, settings: Settings, target: Path) -> str:
+        key = settings.model_dump_json()
+        template = self._files.get(key)
+        if template is None:
+            template = self._root / f"ledger-{len(self._files)}.sqlite"
+            migrate(f"sqlite:///{template}", settings)
+            # The last connection closing checkpoints the WAL into the file; a leftover WAL
+            # would hold part of the schema, and the copy would lack it.
+            wal = template.with_name(template.name + "-wal")
+            assert not wal.exists(), f"{wal} outlived the template's engines"
+            self._files[key] = template
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+
+
+class PostgresDatabases:
+    """Fresh PostgreSQL databases, empty or copies of a migrated template (one per price list).
+
+    ``CREATE DATABASE`` costs the server ~0.1 s of CPU, so a thread makes each kind a few
+    databases ahead while tests run; a test still gets one that no test used before.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin_url = admin_url
+        self._templates: dict[str, str] = {}
+        self._made: dict[str | None, deque[tuple[str, Future[str]]]] = {}
+        self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-databases")
+
+    def _next(self, template: str | None) -> str:
+        made = self._made.setdefault(template, deque())
+        while len(made) <= self.AHEAD:
+            name = fresh_database_name()
+            future = self._maker.submit(create_database, self._admin_url, name, template=template)
+            made.append((name, future))
+        return made.popleft()[1].result()
+
+    def empty(self) -> str:
+        return self._next(None)
+
+    def copy(self, settings: Settings) -> str:
+        key = settings.model_dump_json()
+        template = self._templates.get(key)
+        if template is None:
+            template = fresh_database_name()
+            migrate(create_database(self._admin_url, template), settings)
+            self._templates[key] = template
+        return self._next(template)
+
+    def close(self) -> None:
+        """Drop the templates and the databases made ahead that no test took."""
+        self._maker.shutdown(cancel_futures=True)
+        unused = [
+            name for made in self._made.values() for name, future in made if not future.cancelled()
+        ]
+        for name in [*unused, *self._templates.values()]:
+            drop_database(self._admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("ledger-templates"))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_admin_url: str) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_admin_url)
+    yield databases
+    databases.close()
+
+
+# Set by ``database_url`` on a test whose database it made as a copy of a migrated template.
+COPIED_FROM_TEMPLATE = pytest.StashKey[bool]()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return fresh_database_url(request.param, tmp_path, request)
+    """The test's own database: migrated when the test uses ``ledger_db``, else empty."""
+    kind = request.param
+    copy = "ledger_db" in request.fixturenames and not request.node.get_closest_marker("migrations")
+    request.node.stash[COPIED_FROM_TEMPLATE] = copy
+    if copy:
+        settings: Settings = request.getfixturevalue("settings")
+        if kind == "sqlite":
+            templates: SqliteTemplates = request.getfixturevalue("sqlite_templates")
+            return templates.copy(settings, tmp_path / "ledger.sqlite")
+        return request.getfixturevalue("postgres_databases").copy(settings)
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return request.getfixturevalue("postgres_databases").empty()
 
 
 @pytest.fixture
-def ledger_db(database_url: str, settings: Settings) -> Iterator[Database]:
+def ledger_db(
+    request: pytest.FixtureRequest, database_url: str, settings: Settings
+) -> Iterator[Database]:
     db = Database(database_url)
-    upgrade(db, settings)
+    if not request.node.stash[COPIED_FROM_TEMPLATE]:
+        upgrade(db, settings)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHub]:
+    """A real hub that also runs ``python -m subsidyhub.service`` as its managed service."""
+    root = tmp_path_factory.mktemp("jupyterhub")
+    hub = TestHub(
+        root=root,
+        service_url=f"http://127.0.0.1:{free_port()}",
+        service_command=[sys.executable, "-m", "subsidyhub.service"],
+        service_environment={"SUBSIDYHUB_DATA_DIR": str(root / "service-data")},
+    )
+    with hub:
+        yield hub
+
+
+@pytest.fixture(scope="session")
+def tokens(jupyterhub: TestHub) -> dict[str, str]:
+    """One full-permission token per user, minted through the hub's REST API."""
+    return {name: jupyterhub.token_for(name) for name in (*USERS, HUB_ADMIN)}

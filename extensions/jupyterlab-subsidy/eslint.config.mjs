@@ -11,6 +11,8 @@ export default tseslint.config(
       'node_modules/',
       'jupyterlab_subsidy/labextension/',
       'style/index.js',
+      // generated from openapi.json by openapi-typescript (npm run api)
+      'src/api.d.ts',
       '**/*.js'
     ]
   },

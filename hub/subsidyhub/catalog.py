@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from subsidyhub.slugs import Slug
 from subsidyhub.yamlfile import read_yaml
 
 PACKAGED_CATALOG = Path(__file__).with_name("images_catalog.yaml")
@@ -54,7 +55,6 @@ def _version(value: Any) -> str:
 
 
 Version = Annotated[str, BeforeValidator(_version), Field(pattern=r"^[0-9][0-9A-Za-z.+!-]*$")]
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Tag = Annotated[
     str, BeforeValidator(_version), Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ]
@@ -86,7 +86,7 @@ def minimum_driver_major(cuda: str) -> int:
 
 
 class CatalogImage(Strict):
-    name: Name
+    name: Slug
     tag: Tag
     status: Status
     description: str = Field(min_length=1)
@@ -97,7 +97,7 @@ class CatalogImage(Strict):
     base: BaseImage
     python: Version
     packages: dict[PackageName, Version] = Field(min_length=1)
-    gpu_types: tuple[Name, ...] = Field(min_length=1)
+    gpu_types: tuple[Slug, ...] = Field(min_length=1)
     replaced_by: str | None = Field(
         None, description="name:tag to use instead (deprecated/retired)."
     )

@@ -42,3 +42,12 @@ class Refused(SubsidyError):
     """A spawn the policy does not admit; ``reason`` is the policy's code."""
 
     status = 403
+
+
+class TooLate(SubsidyError):
+    """The caller's deadline passed before the change could be committed; nothing was written.
+
+    A 503, so the hub, which stopped waiting at that deadline, treats it like no answer."""
+
+    status = 503
+    reason = "deadline_passed"

@@ -114,6 +114,7 @@ def seed_demo(settings: Settings, db: Database) -> bool:
         )
         projects.add_allocation(
             session,
+            settings,
             "subsidyhub-up",
             DEMO_PROJECT,
             amount_micro=parse_amount(DEMO_AMOUNT),

@@ -8,11 +8,11 @@ place per quantity (:func:`div_round`), half to even, so repeated computations a
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 MICRO = 1_000_000
 BASIS_POINTS = 10_000
-MS_PER_HOUR = 3_600_000
 
 _SYMBOLS = {"HKD": "HK$", "USD": "US$", "EUR": "€", "GBP": "£", "SGD": "S$", "CNY": "CN¥"}
 
@@ -32,26 +32,56 @@ def div_round(numerator: int, denominator: int) -> int:
     return quotient
 
 
-def parse_amount(text: str | int | Decimal, *, allow_negative: bool = False) -> int:
-    """Parse a decimal amount ("412.30") into micro-units.
+# The largest amount any entry may hold, in currency units: far above any grant, and far below
+# what a signed 64-bit column of micro-units holds (9.2e12 units). Configurable bounds
+# (``bounds`` in subsidyhub.yaml) are lower; this one only keeps arithmetic and storage sane.
+MAX_UNITS = 10**12
+# A plain decimal as people write it: ASCII digits, an optional point and up to 6 decimals.
+# Decimal() alone would also read "1e3", "1_000", "١٢٣" or "１２３"; an amount must be exactly
+# what was typed, so none of those is accepted.
+_AMOUNT = re.compile(r"^(-?)([0-9]{1,20})(?:\.([0-9]{1,6}))?$")
+_TOO_PRECISE = re.compile(r"^-?[0-9]{1,20}\.[0-9]{7,}$")
+AMOUNT_FORM = "digits with an optional point and at most 6 decimals, e.g. 500 or 412.30"
 
-    Raises :class:`AmountError` with a readable message for anything that is not a finite
-    decimal with at most six fractional digits. Floats are refused: they cannot carry money.
+
+def parse_amount(
+    text: str | int, *, allow_negative: bool = False, maximum: int | None = None
+) -> int:
+    """Parse a plain decimal amount ("412.30") into micro-units.
+
+    Refuses, with a message that shows the accepted form, anything that is not ASCII digits
+    with an optional point and up to six decimals (no commas, spaces inside, exponents,
+    underscores or other scripts' digits), a float (it cannot carry money), a negative amount
+    unless ``allow_negative``, and an amount whose size exceeds ``maximum`` micro-units (or
+    :data:`MAX_UNITS`).
     """
-    if isinstance(text, float | bool):
+    if isinstance(text, float | bool) or not isinstance(text, str | int):
         raise AmountError(f"amount {text!r} must be a decimal string such as '500.00', not a float")
-    try:
-        value = Decimal(str(text).strip().replace(",", "").replace("_", ""))
-    except InvalidOperation:
-        raise AmountError(f"amount {str(text)!r} is not a number; write it like 500.00") from None
-    if not value.is_finite():
-        raise AmountError(f"amount {str(text)!r} is not a finite number")
-    if value < 0 and not allow_negative:
-        raise AmountError(f"amount {str(text)!r} is negative; amounts must be 0 or more")
-    micro = value * MICRO
-    if micro != micro.to_integral_value():
-        raise AmountError(f"amount {str(text)!r} has more than 6 decimal places")
-    return int(micro)
+    shown = _shown(text)
+    match = _AMOUNT.match(str(text).strip())
+    if match is None:
+        if _TOO_PRECISE.match(str(text).strip()):
+            raise AmountError(
+                f"amount {shown} has more than 6 decimal places; the ledger counts in "
+                "millionths, so round it to 6"
+            )
+        raise AmountError(f"amount {shown} is not a plain decimal; write {AMOUNT_FORM}")
+    sign, whole, fraction = match.groups()
+    if sign and not allow_negative:
+        raise AmountError(f"amount {shown} is negative; amounts must be 0 or more")
+    micro = int(whole) * MICRO + int((fraction or "").ljust(6, "0"))
+    limit = MAX_UNITS * MICRO if maximum is None else min(maximum, MAX_UNITS * MICRO)
+    if micro > limit:
+        raise AmountError(
+            f"amount {shown} is more than {to_decimal_string(limit)}, the most allowed"
+        )
+    return -micro if sign else micro
+
+
+def _shown(value: object) -> str:
+    """A typed value in a message: quoted, and cut short so a huge input cannot flood it."""
+    text = repr(str(value))
+    return text if len(text) <= 40 else text[:37] + "…'"
 
 
 def to_decimal_string(micro: int) -> str:
@@ -84,20 +114,19 @@ def format_money_exact(micro: int, currency: str) -> str:
     return f"{sign}{currency_symbol(currency)}{int(whole):,}.{frac}"
 
 
-def bp_from_fraction(value: str | Decimal | int) -> int:
-    """A rate given as a fraction (0.70) to basis points (7000); must lie in 0..1."""
-    try:
-        rate = Decimal(str(value).strip())
-    except InvalidOperation:
+_FRACTION = re.compile(r"^(?:0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?|\.[0-9]{1,4})$")
+
+
+def bp_from_fraction(value: str | int) -> int:
+    """A rate given as a fraction ("0.70") to basis points (7000); must lie in 0..1, in steps
+    of one basis point (0.0001), written in plain ASCII digits."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not _FRACTION.match(text):
         raise AmountError(
-            f"rate {str(value)!r} is not a number; give a fraction such as 0.70"
-        ) from None
-    if not rate.is_finite() or rate < 0 or rate > 1:
-        raise AmountError(f"rate {str(value)!r} is outside 0..1; give a fraction such as 0.70")
-    bp = rate * BASIS_POINTS
-    if bp != bp.to_integral_value():
-        raise AmountError(f"rate {str(value)!r} is finer than a basis point (0.0001)")
-    return int(bp)
+            f"rate {_shown(value)} is not a fraction from 0 to 1 in steps of 0.0001; "
+            "give one such as 0.70"
+        )
+    return int(Decimal(text) * BASIS_POINTS)
 
 
 def bp_to_fraction_string(bp: int) -> str:

@@ -22,10 +22,12 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from subsidyhub import limits
 from subsidyhub.catalog import (
     Catalog,
     CatalogError,
@@ -33,7 +35,9 @@ from subsidyhub.catalog import (
     load_catalog,
     minimum_driver_major,
 )
-from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
+from subsidyhub.errors import InvalidInput
+from subsidyhub.money import AmountError, bp_from_fraction, parse_amount, to_decimal_string
+from subsidyhub.slugs import ProjectSlug, Slug
 from subsidyhub.yamlfile import read_yaml
 
 CONFIG_ENV = "SUBSIDYHUB_CONFIG"
@@ -74,7 +78,6 @@ def _fraction_bp(value: Any) -> int:
 
 Micro = Annotated[int, BeforeValidator(_money)]
 FractionBP = Annotated[int, BeforeValidator(_fraction_bp)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 
 
 class Strict(BaseModel):
@@ -134,13 +137,32 @@ class Profile(Strict):
         return self.gpus.type if self.gpus else None
 
 
-class Defaults(Strict):
-    """Quotas a new project starts with; each can be changed per project."""
+class _DefaultsBase(Strict):
+    """Quotas and limits a new project starts with; each can be changed per project.
 
-    max_gpus: int | None = Field(None, ge=0)
-    member_max_gpus: int | None = Field(None, ge=0)
-    gpu_hours_per_week: Decimal | None = Field(None, ge=0)
-    max_session_hours: Decimal | None = Field(None, gt=0)
+    One field per declaration in :mod:`subsidyhub.limits`, checked by that declaration.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_gpus" in data:
+            raise ValueError(
+                "max_gpus was renamed project_max_gpus (GPUs the whole project may use at once)"
+            )
+        return data
+
+    def given(self) -> dict[str, Any]:
+        """The defaults that are set, by limit name, as written in the config."""
+        return {name: value for name, value in self if value is not None}
+
+
+# mypy cannot match a ``**`` mapping of field definitions to create_model's overloads.
+Defaults = create_model(  # type: ignore[call-overload]
+    "Defaults",
+    __base__=_DefaultsBase,
+    **{limit.name: limits.field(limit) for limit in limits.LIMITS},
+)
 
 
 class Local(Strict):
@@ -256,9 +278,7 @@ class SsoGroup(Strict):
     """One identity-provider group and the project membership it grants."""
 
     group: str = Field(min_length=1, max_length=255, description="Group name as the IdP sends it.")
-    project: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Slug of the SubsidyHub project."
-    )
+    project: ProjectSlug = Field(description="Slug of the SubsidyHub project.")
     role: Literal["member", "manager"] = Field("member", description="member or manager.")
 
 
@@ -274,8 +294,58 @@ class Sso(Strict):
     )
 
 
+class Hub(Strict):
+    """How the hub plugin talks to the service (docs/operations.md, "Service outages")."""
+
+    service_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="How long the hub waits for the service's answer. An admission carries "
+        "the same instant as its deadline: one the service could not commit by then is "
+        "refused, so a spawn the hub gave up on is never admitted.",
+    )
+    outbox_dir: Path | None = Field(
+        None,
+        description="Where the hub keeps stop notices the service has not received yet (they "
+        "survive a hub restart); unset: the hub's data directory (subsidyhub up: beside "
+        "jupyterhub.sqlite; z2jh: /srv/jupyterhub, the hub database's volume).",
+    )
+
+
+class Bounds(Strict):
+    """The largest amounts one entry may carry: a typo must not become public money.
+
+    Checked wherever an amount enters (API, CLI, admin page, config, rosters), by the ledger.
+    """
+
+    max_amount: Micro = Field(
+        parse_amount("100000000"),
+        description="Largest allocation, top-up or correction one entry may add or remove.",
+    )
+    max_price_per_hour: Micro = Field(
+        parse_amount("10000"),
+        description="Highest list price per resource-hour (CPU core, GiB or GPU).",
+    )
+    price_change_factor: Decimal = Field(
+        Decimal(10),
+        ge=1,
+        le=1000,
+        description="A new price more than this many times the price in force, or less than "
+        "its inverse, needs an explicit confirmation.",
+    )
+
+    @field_validator("max_amount", "max_price_per_hour")
+    @classmethod
+    def _positive(cls, micro: int) -> int:
+        if micro <= 0:
+            raise ValueError("must be more than 0")
+        return micro
+
+
 class Settings(Strict):
     currency: str = Field("HKD", pattern=r"^[A-Z]{3}$")
+    bounds: Bounds = Bounds()
     subsidy_rate: FractionBP = Field(7000, description="Default subsidy share for new projects.")
     database_url: str | None = None
     data_dir: Path | None = None
@@ -296,6 +366,7 @@ class Settings(Strict):
     docker: Docker = Docker()
     unadmitted_servers: Literal["stop", "admit", "ignore"] = "stop"
     fail_open: bool = Field(False, description="Admit spawns when the service is unreachable.")
+    hub: Hub = Hub()
     sso: Sso = Sso()
     centre_name: str = Field(
         "SubsidyHub", min_length=1, max_length=200, description="Centre name printed on statements."
@@ -323,6 +394,19 @@ class Settings(Strict):
                 allowed = ", ".join(sorted(priced)) or "(none priced)"
                 raise ValueError(f"{gpu_type!r} has no price in prices.gpu; allowed: {allowed}")
         return capacity
+
+    @model_validator(mode="after")
+    def _prices_bounded(self) -> Settings:
+        ceiling = self.bounds.max_price_per_hour
+        priced = {"cpu_core": self.prices.cpu_core, "memory_gib": self.prices.memory_gib}
+        priced |= {f"gpu.{name}": price for name, price in self.prices.gpu.items()}
+        for key, price in priced.items():
+            if price > ceiling:
+                raise ValueError(
+                    f"prices.{key}: {to_decimal_string(price)} per hour is more than "
+                    f"bounds.max_price_per_hour ({to_decimal_string(ceiling)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _profiles_consistent(self) -> Settings:
@@ -377,6 +461,18 @@ class Settings(Strict):
         image = self._catalog.find(profile.image)
         return self._catalog.reference(image) if image else profile.image
 
+    def gpu_capacity_of(self, gpu_type: str) -> tuple[int | None, str]:
+        """GPUs of ``gpu_type`` the centre runs, and which key says so: ``gpu_capacity``,
+        else the host pool of the backend in force (``local.gpus``, ``docker.gpus``) when
+        every GPU profile uses that one type; ``(None, "unknown")`` otherwise."""
+        if gpu_type in self.gpu_capacity:
+            return self.gpu_capacity[gpu_type], "gpu_capacity"
+        pool = {"local": self.local.gpus, "docker": self.docker.gpus}.get(self.backend)
+        profile_types = {p.gpu_type for p in self.profiles if p.gpu_type}
+        if pool is not None and profile_types == {gpu_type}:
+            return len(pool), f"{self.backend}.gpus"
+        return None, "unknown"
+
     def resolved_data_dir(self) -> Path:
         """``SUBSIDYHUB_DATA_DIR`` (what ``--data-dir`` sets), else ``data_dir``, else ./.subsidyhub."""
         if os.environ.get(DATA_DIR_ENV):
@@ -415,12 +511,17 @@ def parse_settings(data: Any, source: str) -> Settings:
         key = _key(tuple(first["loc"]))
         if first["type"] == "extra_forbidden":
             message = f"unknown key; allowed here: {_allowed_keys(tuple(first['loc'][:-1]))}"
-        elif ": " in message and message.split(": ", 1)[0].startswith("profiles["):
+        elif ": " in message and message.split(": ", 1)[0].startswith(("profiles[", "prices.")):
             key, message = message.split(": ", 1)
         elif "input" in first and first["type"] not in ("missing",):
             message = f"{message} (got {first['input']!r})"
         raise ConfigError(source, key, message) from None
     _check_profile_images(settings, source)
+    for name, value in settings.defaults.given().items():
+        try:
+            limits.get(name).parse(value, settings)
+        except InvalidInput as error:
+            raise ConfigError(source, f"defaults.{name}", error.message) from None
     return settings
 
 

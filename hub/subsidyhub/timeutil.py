@@ -1,51 +1,93 @@
 """Time as the ledger stores it (epoch milliseconds, UTC) and as people write it.
 
 Months are calendar months in UTC: statements are per month and charges are split at month
-boundaries, so a month's statement is exactly the sum of its charge lines.
+boundaries, so a month's statement is exactly the sum of its charge lines. Durations are
+milliseconds in the ledger and hours for people; :func:`hours_to_ms` and :func:`format_hours`
+are the only conversions, so every figure rounds the same way wherever it is shown.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from subsidyhub.errors import InvalidInput
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+# Dates people give the ledger lie in this century or the next few: a typo such as 9999
+# is refused rather than carried into arithmetic that overflows at year 10000.
+MIN_YEAR, MAX_YEAR = 2000, 2999
+MS_PER_HOUR = 3_600_000
+WEEK_MS = 7 * 24 * MS_PER_HOUR
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def hours_to_ms(hours: Decimal | int) -> int:
+    """Hours as whole milliseconds (half to even; 0.0001 h is exactly 360 ms)."""
+    return int((Decimal(hours) * MS_PER_HOUR).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def ms_to_hours(ms: int) -> Decimal:
+    """Milliseconds as an exact number of hours."""
+    return Decimal(ms) / MS_PER_HOUR
+
+
+def format_hours(ms: int, places: int | None = None, *, rounding: str = ROUND_HALF_EVEN) -> str:
+    """Milliseconds as hours in a decimal string: exact without trailing zeros ("0.5", "12"),
+    or to ``places`` decimals ("1.50"), rounded by ``rounding`` (down where a figure must not
+    promise more than there is)."""
+    hours = ms_to_hours(ms)
+    if places is None:
+        return f"{hours.normalize():f}"
+    return f"{hours.quantize(Decimal(1).scaleb(-places), rounding=rounding)}"
 
 
 def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds, exactly (integer arithmetic: a float timestamp can lose 1 ms)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _ONE_MS
 
 
-def iso(ms: int | None) -> str | None:
-    """ISO 8601 in UTC with a Z, or None."""
+def iso(ms: int | None, *, exact: bool = False) -> str | None:
+    """ISO 8601 in UTC with a Z, to the second (``exact``: to the millisecond), or None."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    moment = _EPOCH + ms * _ONE_MS
+    return moment.isoformat(timespec="milliseconds" if exact else "seconds").replace("+00:00", "Z")
 
 
 def parse_when(text: str, *, name: str = "date") -> int:
-    """A date (``2026-11-01``, midnight UTC) or ISO datetime into epoch ms."""
+    """A date (``2026-11-01``, midnight UTC) or ISO datetime into epoch ms, in ASCII digits,
+    between :data:`MIN_YEAR` and :data:`MAX_YEAR`."""
     value = text.strip()
     try:
+        if not value.isascii():
+            raise ValueError(value)
         if len(value) == 10:
-            return to_ms(datetime.combine(date.fromisoformat(value), datetime.min.time()))
-        return to_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            moment = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"{name} {text!r} is not a date; write it as YYYY-MM-DD or an ISO 8601 time"
+            f"{name} {text[:40]!r} is not a date; write it as YYYY-MM-DD or an ISO 8601 time"
         ) from None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise InvalidInput(f"{name} {text[:40]!r} is not between {MIN_YEAR} and {MAX_YEAR}")
+    return to_ms(moment)
 
 
 def month_bounds(month: str) -> tuple[int, int]:
     """``"2026-11"`` → [start, end) in epoch ms."""
     match = _MONTH.match(month.strip())
     if not match or not 1 <= int(match[2]) <= 12:
-        raise InvalidInput(f"month {month!r} is not a month; write it as YYYY-MM, e.g. 2026-11")
+        raise InvalidInput(
+            f"month {month[:40]!r} is not a month; write it as YYYY-MM, e.g. 2026-11"
+        )
+    if not MIN_YEAR <= int(match[1]) <= MAX_YEAR:
+        raise InvalidInput(f"month {month!r} is not between {MIN_YEAR} and {MAX_YEAR}")
     year, mon = int(match[1]), int(match[2])
     start = datetime(year, mon, 1, tzinfo=UTC)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)

@@ -2,10 +2,15 @@
 
 The runner puts ``--config`` after the command name, the position the root command has to
 lift out of argv, so every CLI test also exercises that.
+
+Typer's ``CliRunner`` converts the Typer app into its click command on every ``invoke``, which
+took about half of a short command's time; the ``subsidyhub`` console script does that once
+per process. So these tests convert it once (per app) too, and reuse the command.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.testing
 import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
@@ -25,6 +31,13 @@ from ..conftest import TEST_CONFIG
 
 ACTOR = "tester"
 CLI_ENV = {"SUBSIDYHUB_ACTOR": ACTOR, "SUBSIDYHUB_CONFIG": None}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def click_command_built_once() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", functools.cache(typer.testing._get_command))
+        yield
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from subsidyhub.ledger import admission, metering, projects
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import alembic_config
 from subsidyhub.ledger.statements import charged_in_month
-from subsidyhub.money import MS_PER_HOUR, to_decimal_string
+from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import to_ms
+from subsidyhub.timeutil import MS_PER_HOUR, to_ms
 
 from .conftest import ACTOR, Cli
 
@@ -76,10 +76,18 @@ def test_round_trip(cli: Cli, ledger: Database, settings: Settings) -> None:
     assert "Allocated HK$500.00" in allocated.stdout
     assert "Balance now HK$500.00" in allocated.stdout
     cli.ok(
-        "admin", "member", "add", "demo", "alice", "--max-gpus", "2", "--gpu-hours-per-week", "40"
+        "admin",
+        "member",
+        "add",
+        "demo",
+        "alice",
+        "--member-max-gpus",
+        "2",
+        "--gpu-hours-per-week",
+        "40",
     )
     cli.ok(
-        "admin", "quota", "set", "demo", "--max-gpus", "4", "--gpu-types", "h800,a100",
+        "admin", "quota", "set", "demo", "--project-max-gpus", "4", "--gpu-types", "h800,a100",
         "--max-session-hours", "none",
     )  # fmt: skip
     cli.ok("admin", "price", "set", "--gpu", "h800=32.00", "--note", "cheaper")
@@ -100,15 +108,17 @@ def test_round_trip(cli: Cli, ledger: Database, settings: Settings) -> None:
         {
             "username": "alice",
             "role": "member",
-            "max_gpus": 2,
-            "gpu_hours_per_week": "40",
-            "max_session_hours": None,
+            "quota": {
+                "member_max_gpus": 2,
+                "gpu_hours_per_week": "40",
+                "max_session_hours": None,
+            },
             "source": "manual",
             "name": None,
             "email": None,
         }
     ]
-    assert shown["quota"]["max_gpus"] == 4
+    assert shown["quota"]["project_max_gpus"] == 4
     assert shown["quota"]["gpu_types"] == ["a100", "h800"]
     assert shown["quota"]["max_session_hours"] is None
     assert shown["warnings"] == []
@@ -197,10 +207,12 @@ def test_update_and_member_changes(cli: Cli, demo: None) -> None:
 
 
 def test_quota_none_lifts_a_limit_and_other_fields_stay(cli: Cli, demo: None) -> None:
-    cli.ok("admin", "quota", "set", "demo", "--max-gpus", "4", "--profiles", "cpu-small,gpu-1")
-    cli.ok("admin", "quota", "set", "demo", "--max-gpus", "none")
+    cli.ok(
+        "admin", "quota", "set", "demo", "--project-max-gpus", "4", "--profiles", "cpu-small,gpu-1"
+    )
+    cli.ok("admin", "quota", "set", "demo", "--project-max-gpus", "none")
     quota = cli.json("admin", "project", "show", "demo")["quota"]
-    assert quota["max_gpus"] is None
+    assert quota["project_max_gpus"] is None
     assert quota["profiles"] == ["cpu-small", "gpu-1"]
 
 
@@ -222,3 +234,36 @@ def test_db_upgrade_reports_database_and_revision(cli: Cli, database_url: str) -
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert lines[2] == f"revision: {head}"
     assert lines[3].startswith("prices: version 1 (config)")
+
+
+@pytest.mark.parametrize(
+    ("args", "old", "new", "where"),
+    [
+        (["admin", "quota", "set", "demo"], "--max-gpus", "--project-max-gpus", "project"),
+        (["admin", "member", "add", "demo", "alice"], "--max-gpus", "--member-max-gpus", "member"),
+    ],
+)
+def test_old_limit_spellings_still_work_and_say_the_new_one(
+    cli: Cli, args: list[str], old: str, new: str, where: str
+) -> None:
+    cli.ok("admin", "project", "create", "demo", "--name", "Demo")
+    result = cli(*args, old, "3")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"note: {old} is now {new}\n"
+    shown = cli.json("admin", "project", "show", "demo")
+    if where == "project":
+        assert shown["quota"]["project_max_gpus"] == 3
+    else:
+        assert shown["members"][0]["quota"]["member_max_gpus"] == 3
+
+
+def test_a_large_price_move_needs_confirm(cli: Cli) -> None:
+    refused = cli("admin", "price", "set", "--gpu", "h800=3.59", "--note", "slipped digit")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "error: These prices change by more than 10×: h800 GPU-h 36.00 → 3.59. Check them; to "
+        "apply them anyway, confirm the change with --confirm.\n"
+    )
+    assert len(cli.json("admin", "price", "list")) == 1
+    cli.ok("admin", "price", "set", "--gpu", "h800=3.59", "--note", "really", "--confirm")
+    assert [v["gpu"]["h800"] for v in cli.json("admin", "price", "list")][-1] == "3.59"

@@ -19,7 +19,7 @@ def course(cli: Cli) -> None:
         "--gpu-hours-per-week", "4", "--max-session-hours", "2", "--profiles", "cpu-small,gpu-1",
     )  # fmt: skip
     assert "Created course comp1 (Comp 1), lecturers drwong" in created.stdout
-    assert "GPU-hours per week per member: 4" in created.stdout
+    assert "GPU-hours per member in a rolling week: 4 hours" in created.stdout
 
 
 def write(tmp_path: Path, text: str, name: str = "roster.csv") -> Path:
@@ -43,7 +43,7 @@ def test_enrol_is_a_dry_run_until_apply(cli: Cli, course: None, ledger: Database
     assert any("added" in line and "alice" in line and "Alice Chan" in line for line in lines)
     assert any("kept" in line and "drwong" in line and "lecturer" in line for line in lines)
     assert lines[-1].startswith("Dry run for course comp1: 2 added, 0 removed, 0 updated")
-    assert "Nothing was changed" in lines[-1]
+    assert "Nothing was changed" in lines[-1] and lines[-1].endswith("Run again with --apply.")
 
     applied = cli.ok("admin", "course", "enrol", "comp1", str(roster), "--apply")
     assert applied.stdout.splitlines()[-1] == (
@@ -116,7 +116,7 @@ def test_a_120_student_roster_and_show(cli: Cli, course: None, ledger: Database,
     shown = cli.json("admin", "course", "show", "comp1")
     student = next(s for s in shown if s["username"] == "s007")
     assert student["name"] == "Student 7" and student["email"] == "s007@uni.edu"
-    assert student["allowance"]["gpu_hours_per_week"] == "4"
-    assert student["allowance"]["gpu_hours_used_week"] == "0.00"
+    assert student["quota_in_force"]["gpu_hours_per_week"] == "4"
+    assert student["usage"]["gpu_hours_per_week"] == "0.00"
     table = cli.ok("admin", "course", "show", "comp1").stdout
     assert "Students: 120; lecturers: 1." in table

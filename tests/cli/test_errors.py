@@ -16,13 +16,13 @@ BAD_INPUT = [
     pytest.param(
         ["admin", "allocate", "demo", "-5"],
         2,
-        "amount -5.00 is negative; to reduce an allocation, record a correction (--correction)",
+        "amount -5.00 is negative; to take funds back, add --correction and a --note saying why",
         id="negative-amount",
     ),
     pytest.param(
         ["admin", "allocate", "demo", "lots"],
         2,
-        "amount 'lots' is not a number; write it like 500.00",
+        "amount 'lots' is not a plain decimal; write digits with an optional point",
         id="non-numeric-amount",
     ),
     pytest.param(
@@ -40,13 +40,13 @@ BAD_INPUT = [
     pytest.param(
         ["admin", "project", "create", "x", "--name", "X", "--subsidy-rate", "1.5"],
         2,
-        "subsidy rate '1.5' is outside 0..1; give a fraction such as 0.70",
+        "subsidy rate '1.5' is not a fraction from 0 to 1 in steps of 0.0001; give one such as 0.70",
         id="rate-above-1",
     ),
     pytest.param(
         ["admin", "project", "create", "x", "--name", "X", "--subsidy-rate", "-0.1"],
         2,
-        "subsidy rate '-0.1' is outside 0..1; give a fraction such as 0.70",
+        "subsidy rate '-0.1' is not a fraction from 0 to 1 in steps of 0.0001; give one such as 0.70",
         id="rate-negative",
     ),
     pytest.param(
@@ -58,7 +58,7 @@ BAD_INPUT = [
     pytest.param(
         ["admin", "project", "update", "demo", "--subsidy-rate", "1.5"],
         2,
-        "subsidy rate '1.5' is outside 0..1",
+        "subsidy rate '1.5' is not a fraction from 0 to 1",
         id="update-rate-above-1",
     ),
     pytest.param(
@@ -94,7 +94,7 @@ BAD_INPUT = [
     pytest.param(
         ["admin", "allocate", "demo", "-5", "--correction"],
         2,
-        "a correction needs a note saying why (--note)",
+        "a correction needs a --note saying why it is made",
         id="correction-without-note",
     ),
     pytest.param(
@@ -110,15 +110,15 @@ BAD_INPUT = [
         id="remove-non-member",
     ),
     pytest.param(
-        ["admin", "quota", "set", "demo", "--max-gpus", "lots"],
+        ["admin", "quota", "set", "demo", "--project-max-gpus", "lots"],
         2,
-        "--max-gpus 'lots' is not a whole number; give 0 or more, or 'none' for no limit",
+        "project_max_gpus 'lots' is not a whole number of GPUs; give 0 to 100000 GPUs, or 'none' for no limit",
         id="quota-not-a-number",
     ),
     pytest.param(
-        ["admin", "quota", "set", "demo", "--max-gpus", "-1"],
+        ["admin", "quota", "set", "demo", "--project-max-gpus", "-1"],
         2,
-        "max gpus -1 is negative",
+        "project_max_gpus '-1' is not a whole number of GPUs",
         id="quota-negative",
     ),
     pytest.param(
@@ -130,7 +130,7 @@ BAD_INPUT = [
     pytest.param(
         ["admin", "quota", "set", "demo"],
         2,
-        "nothing to change; give at least one of --max-gpus",
+        "nothing to change; give at least one of --project-max-gpus, --member-max-gpus",
         id="quota-nothing",
     ),
     pytest.param(
@@ -209,7 +209,11 @@ def write(path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "key", "detail"),
     [
-        ("prices:\n  gpu: {h800: lots}\n", "prices.gpu.h800", "amount 'lots' is not a number"),
+        (
+            "prices:\n  gpu: {h800: lots}\n",
+            "prices.gpu.h800",
+            "amount 'lots' is not a plain decimal",
+        ),
         ("prices:\n  gpus: {}\n", "prices.gpus", "unknown key; allowed here: cpu_core"),
         ("subsidy_rate: 0.95\n", "subsidy_rate", "exceeds the scheme's 90% cap"),
         ("currency: [HKD\n", "line 2", "not valid YAML"),

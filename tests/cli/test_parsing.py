@@ -8,7 +8,7 @@ from subsidyhub.cli import hoist_config
 from subsidyhub.cli.audit import change_text
 from subsidyhub.cli.context import actor, display_url
 from subsidyhub.cli.output import duration
-from subsidyhub.cli.values import count_limit, gpu_prices, name_list
+from subsidyhub.cli.values import gpu_prices
 from subsidyhub.errors import InvalidInput
 
 
@@ -32,31 +32,11 @@ def test_hoist_config_without_a_file() -> None:
         hoist_config(["admin", "audit", "--config"])
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"), [("4", 4), ("0", 0), ("none", None), ("None", None), ("-1", -1)]
-)
-def test_count_limit(text: str, expected: int | None) -> None:
-    assert count_limit(text, "--max-gpus") == expected
-
-
-def test_count_limit_refuses_words() -> None:
-    with pytest.raises(InvalidInput, match=r"--max-gpus '2\.5' is not a whole number"):
-        count_limit("2.5", "--max-gpus")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("h800,a100", ["h800", "a100"]), (" h800 , ", ["h800"]), ("", []), ("none", None)],
-)
-def test_name_list(text: str, expected: list[str] | None) -> None:
-    assert name_list(text) == expected
-
-
 def test_gpu_prices() -> None:
     assert gpu_prices(["h800=36", "a100=24.50"]) == {"h800": 36_000_000, "a100": 24_500_000}
     with pytest.raises(InvalidInput, match="not TYPE=PRICE"):
         gpu_prices(["H800=36"])
-    with pytest.raises(InvalidInput, match="amount 'x' is not a number"):
+    with pytest.raises(InvalidInput, match="amount 'x' is not a plain decimal"):
         gpu_prices(["h800=x"])
 
 

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from subsidyhub.ledger import admission, metering
 from subsidyhub.ledger.db import Database
-from subsidyhub.money import MS_PER_HOUR
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import month_bounds, to_ms
+from subsidyhub.timeutil import MS_PER_HOUR, month_bounds, to_ms
 
 from .conftest import CLI_ENV, Cli
 

@@ -26,9 +26,9 @@ from subsidyhub.hubplugin.docker import (
     container_settings,
     device_requests,
     gpu_start_failure,
-    memory_bytes,
     update_docker,
 )
+from subsidyhub.hubplugin.resources import memory_bytes
 from subsidyhub.settings import parse_settings
 
 CONFIG = {

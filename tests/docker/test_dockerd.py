@@ -23,7 +23,7 @@ from subsidyhub.testing.dockerd import ThrowawayDockerd, unavailable
 from tests.hub.conftest import hub_config
 from tests.hub.helpers import HubStack, HubUser, poll, service_get
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 GIB = 1024**3
 

@@ -105,29 +105,32 @@ def test_an_admin_runs_a_project_from_the_page(
 
     # Quotas: not a number → the API's message and no change; then a real change.
     form = "#sh-quota-form"
-    page.fill(f"{form} [name=max_gpus]", "two")
+    page.fill(f"{form} [name=project_max_gpus]", "two")
     page.fill(f"{form} [name=gpu_hours_per_week]", "40")
     page.click(f"{form} button")
-    refused(page, form, "field 'max_gpus'")
+    refused(page, form, "project_max_gpus 'two' is not a whole number of GPUs")
     with ledger.read() as session:
         project = session.get(Project, project_id)
         assert project is not None
-        assert (project.max_gpus, project.gpu_ms_per_week) != (2, 40 * 3_600_000)
-    page.fill(f"{form} [name=max_gpus]", "2")
+        assert project.limits == {}
+    page.fill(f"{form} [name=project_max_gpus]", "2")
     page.click(f"{form} button")
-    expect(page.locator("#sh-quota tbody")).to_contain_text("40 h")
+    expect(page.locator("#sh-quota tbody")).to_contain_text("40 hours")
     with ledger.read() as session:
         project = session.get(Project, project_id)
         assert project is not None
-        assert (project.max_gpus, project.gpu_ms_per_week) == (2, 40 * 3_600_000)
+        assert project.limits == {"project_max_gpus": 2, "gpu_hours_per_week": 40 * 3_600_000}
 
     # Members: erin joins with a cap, then starts a server through the hub's API.
     form = "#sh-member-form"
     page.fill(f"{form} [name=username]", "erin")
-    page.fill(f"{form} [name=max_gpus]", "1")
+    page.fill(f"{form} [name=member_max_gpus]", "1")
     page.click(f"{form} button")
     expect(page.locator('tr[data-member="erin"]')).to_contain_text("member")
     assert count(ledger, Member, Member.project_id == project_id) == 1
+    with ledger.read() as session:
+        erin_row = session.scalars(select(Member).where(Member.username == "erin")).one()
+        assert erin_row.limits == {"member_max_gpus": 1}
 
     erin = HubUser(stack, "erin")
     try:
@@ -174,6 +177,22 @@ def test_an_admin_runs_a_project_from_the_page(
     page.click(f"{form} button")
     expect(page.locator("#sh-price-versions tbody")).to_contain_text("Power price rise")
     assert count(ledger, PriceVersion) == versions + 1
+
+    # A slipped digit (60.00 for 0.60) is refused with both prices, and a confirmation box
+    # appears; ticking it applies the price on the second, deliberate click.
+    confirm = page.locator(f"{form} .sh-confirm")
+    expect(confirm).to_be_hidden()
+    page.fill(f"{form} [name=cpu_core]", "60.00")
+    page.fill(f"{form} [name=note]", "Typo?")
+    page.click(f"{form} button")
+    refused(page, form, "CPU core-h 0.60 → 60.00")
+    assert count(ledger, PriceVersion) == versions + 1
+    expect(confirm).to_be_visible()
+    page.screenshot(path=artifacts / "admin-prices-confirm.png", full_page=True)
+    confirm.locator("input").check()
+    page.click(f"{form} button")
+    expect(page.locator("#sh-price-versions tbody")).to_contain_text("Typo?")
+    assert count(ledger, PriceVersion) == versions + 2
     page.screenshot(path=artifacts / "admin-prices.png", full_page=True)
 
 

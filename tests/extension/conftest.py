@@ -1,12 +1,12 @@
 """Fixtures of the jupyterlab-subsidy tests: a real subsidy service and a real Jupyter server.
 
-``subsidy_hub`` is a real JupyterHub (:class:`subsidyhub.testing.hub.TestHub`, ~5 s, once per
-run) that answers the service's token checks;
-``service`` serves the subsidy service's real app (SQLite, clock fixed at a month start) with
-uvicorn in a thread, seeded with projects ``alpha`` (alice member, bob manager, HK$500) and
-``beta`` (carol, HK$100). ``jp_fetch`` (pytest-jupyter) then calls the server extension inside
-a real ``jupyter_server`` configured as JupyterHub configures a single-user server: alice's
-token in ``JUPYTERHUB_API_TOKEN``, the service's URL, the project in ``SUBSIDYHUB_PROJECT``.
+The session's ``jupyterhub`` (tests/conftest.py) is the real JupyterHub that answers the
+service's token checks; ``service`` serves the subsidy service's real app (SQLite, clock
+fixed at a month start) with uvicorn in a thread, seeded with projects ``alpha`` (alice
+member, bob manager, HK$500) and ``beta`` (carol, HK$100). ``jp_fetch`` (pytest-jupyter) then
+calls the server extension inside a real ``jupyter_server`` configured as JupyterHub
+configures a single-user server: alice's token in ``JUPYTERHUB_API_TOKEN``, the service's
+URL, the project in ``SUBSIDYHUB_PROJECT``.
 
 pytest-jupyter's fixtures are imported here rather than registered as a plugin for the whole
 run: they bring an autouse event loop that only these tests should have. Tests are plain
@@ -27,46 +27,34 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch and what it
 from tornado.httpclient import HTTPResponse
 
 from subsidyhub.ledger.db import Database
-from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.service.app import create_app
 from subsidyhub.settings import Settings
-from subsidyhub.testing.hub import HUB_ADMIN, USERS, TestHub
+from subsidyhub.testing.hub import TestHub
+from tests.conftest import SqliteTemplates
 from tests.service.helpers import PREFIX, T0, Clock, Service, seed, serve
 
 Fetch = Callable[..., HTTPResponse]
-
-
-@pytest.fixture(scope="session")
-def subsidy_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHub]:
-    # No service URL: the hub would wait ~30 s at start for a service that starts per test;
-    # the service reaches the hub (to check tokens) with its token all the same.
-    hub = TestHub(root=tmp_path_factory.mktemp("extension-hub"))
-    with hub:
-        yield hub
-
-
-@pytest.fixture(scope="session")
-def hub_tokens(subsidy_hub: TestHub) -> dict[str, str]:
-    return {name: subsidy_hub.token_for(name) for name in (*USERS, HUB_ADMIN)}
 
 
 @pytest.fixture
 def service(
     tmp_path_factory: pytest.TempPathFactory,
     settings: Settings,
-    subsidy_hub: TestHub,
-    hub_tokens: dict[str, str],
+    sqlite_templates: SqliteTemplates,
+    jupyterhub: TestHub,
+    tokens: dict[str, str],
 ) -> Iterator[Service]:
-    """The subsidy service on a fresh SQLite ledger, seeded, at ``T0``."""
-    db = Database(f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.sqlite'}")
-    upgrade(db, settings)
+    """The subsidy service on a fresh SQLite ledger (a migrated copy), seeded, at ``T0``."""
+    db = Database(
+        sqlite_templates.copy(settings, tmp_path_factory.mktemp("ledger") / "ledger.sqlite")
+    )
     clock = Clock(T0)
     app = create_app(
         settings,
         db,
         prefix=PREFIX,
-        hub_api_url=subsidy_hub.api_url,
-        service_token=subsidy_hub.service_token,
+        hub_api_url=jupyterhub.api_url,
+        service_token=jupyterhub.service_token,
         clock=clock,
     )
     try:
@@ -74,7 +62,7 @@ def service(
             serve(app) as base_url,
             httpx.Client(base_url=base_url + PREFIX, timeout=30) as http,
         ):
-            running = Service(http, hub_tokens, subsidy_hub.service_token, clock, db, settings, app)
+            running = Service(http, tokens, jupyterhub.service_token, clock, db, settings, app)
             seed(running)
             yield running
     finally:
@@ -83,11 +71,11 @@ def service(
 
 @pytest.fixture
 def server_environment(
-    service: Service, monkeypatch: pytest.MonkeyPatch, hub_tokens: dict[str, str]
+    service: Service, monkeypatch: pytest.MonkeyPatch, tokens: dict[str, str]
 ) -> dict[str, str]:
     """What JupyterHub and SubsidyHub put in alice's server's environment."""
     environment = {
-        "JUPYTERHUB_API_TOKEN": hub_tokens["alice"],
+        "JUPYTERHUB_API_TOKEN": tokens["alice"],
         "JUPYTERHUB_USER": "alice",
         "JUPYTERHUB_SERVER_NAME": "",
         "SUBSIDYHUB_SERVICE_URL": str(service.http.base_url),

@@ -22,6 +22,7 @@ from jupyterlab_subsidy.figures import (
 )
 from jupyterlab_subsidy.location import NotConfigured, locate_service, service_url_from
 from jupyterlab_subsidy.widget import render_balance
+from subsidyhub import limits
 
 
 @pytest.mark.parametrize(
@@ -85,14 +86,18 @@ def project(slug: str = "demo", **changes: Any) -> dict[str, Any]:
         (
             {
                 "slug": "comp1",
-                "allowance": {"gpu_hours_per_week": "4", "gpu_hours_used_week": "1.50"},
+                "student": True,
+                "quota": {"gpu_hours_per_week": "4"},
+                "usage": {"gpu_hours_per_week": "1.50"},
             },
             "comp1 · 1.50 of 4 GPU-h this week",
         ),
         (
             {
                 "slug": "comp1",
-                "allowance": {"gpu_hours_per_week": None, "gpu_hours_used_week": "0.00"},
+                "student": True,
+                "quota": {"gpu_hours_per_week": None},
+                "usage": {"gpu_hours_per_week": "0.00"},
             },
             "comp1 · no weekly GPU-hour limit",
         ),
@@ -235,21 +240,27 @@ def test_location_needs_a_url_and_a_token() -> None:
 
 
 def test_a_course_student_sees_their_allowance_not_the_course_money() -> None:
-    """GET me of a course's student has ``allowance`` and none of the course's money."""
+    """GET me of a course's student has their limits and use, and none of the course's money."""
     student = {
         "slug": "comp1",
+        "student": True,
         "currency": "HKD",
         "warnings": [],
-        "allowance": {
+        "quota": {
+            "project_max_gpus": None,
             "gpu_hours_per_week": "4",
-            "gpu_hours_used_week": "1.50",
             "max_session_hours": "2",
             "profiles": ["cpu-small", "gpu-1"],
         },
+        "usage": {"gpu_hours_per_week": "1.50"},
     }
-    page = render_balance({"projects": [student], "sessions": [], "at": None}, None)
+    declared = [limits.describe(limit) for limit in limits.LIMITS]
+    page = render_balance(
+        {"limits": declared, "projects": [student], "sessions": [], "at": None}, None
+    )
     assert "comp1 · 1.50 of 4 GPU-h this week" in page
-    assert "2 h" in page and "cpu-small, gpu-1" in page
+    assert "2 hours" in page and "Longest server" in page
+    assert "cpu-small, gpu-1" in page
     assert "Allocated" not in page and "HK$" not in page
     offers = {"projects": [OFFERS["projects"][0] | {"slug": "comp1", "available": None}]}
     estimate = estimate_cost(offers, "gpu-1", 10, None, "HK$")

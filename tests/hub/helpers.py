@@ -8,17 +8,19 @@ session cookie and the XSRF token, as JupyterHub's own pages do. A single-user s
 is found through the spawner state in the hub's SQLite database and inspected through
 ``/proc`` (Linux). Every process a stack started, servers included, is remembered by id and
 start time and ended when the stack closes, so no test leaves processes behind.
+:meth:`HubStack.admin` runs ``subsidyhub admin`` in a process of its own, forked from one that
+imported the CLI once (:mod:`subsidyhub.testing.cli_fork`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import secrets
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,10 +33,14 @@ import yaml
 
 from subsidyhub import launcher
 from subsidyhub.netutil import free_port
+from subsidyhub.testing.cli_fork import CliForkServer
 
 SERVICE_API = "/services/subsidy/api/v1"
 # (pid, start time in clock ticks since boot): the start time tells a reused pid apart.
 ProcessRef = tuple[int, str]
+# This venv's `subsidyhub`, for every stack's admin commands.
+ADMIN_CLI = CliForkServer()
+atexit.register(ADMIN_CLI.close)
 
 
 def poll[T](
@@ -104,6 +110,15 @@ def end_processes(refs: set[ProcessRef], grace: float = 5.0) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(is_alive(ref) for ref in left):
             time.sleep(0.1)
+
+
+def command_line(pid: int) -> list[str]:
+    """A process's arguments, from ``/proc/PID/cmdline``; empty once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def process_environment(pid: int) -> dict[str, str]:
@@ -213,6 +228,32 @@ class HubStack:
         self.remember_processes()
         return self._stack.stop()
 
+    def kill_hub(self) -> None:
+        """SIGKILL the hub, as a crash or the OOM killer would: it stops nothing it started."""
+        assert self._stack is not None
+        self.remember_processes()
+        self._stack.process.kill()
+        self._stack.process.wait(10)
+
+    def service_processes(self) -> set[ProcessRef]:
+        """Every running subsidy service of this stack (by its data directory), whoever its
+        parent is now: an orphan outliving its hub counts."""
+        found: set[ProcessRef] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"subsidyhub.service" not in command:
+                    continue
+                data_dir = process_environment(int(entry.name)).get("SUBSIDYHUB_DATA_DIR")
+            except OSError:  # ended meanwhile, or not ours
+                continue
+            ref = process_ref(int(entry.name))
+            if ref is not None and data_dir == str(self.data_dir.resolve()):
+                found.add(ref)
+        return found
+
     def close(self) -> None:
         """Stop the hub and end anything it started that outlived it."""
         if self._stack is not None:
@@ -241,25 +282,37 @@ class HubStack:
         self._started.add(ref)
         return ref
 
+    def service_process(self) -> ProcessRef:
+        """The subsidy service the hub manages (``python -m subsidyhub.service``), found in the
+        hub's process tree; remembered for :meth:`close`."""
+        assert self._stack is not None and self.hub_running, "the hub is not running"
+        found = [
+            ref
+            for ref in descendants(self._stack.process.pid)
+            if "subsidyhub.service" in command_line(ref[0])
+        ]
+        assert len(found) == 1, f"one managed subsidy service expected, found {found}"
+        self._started.add(found[0])
+        return found[0]
+
+    @property
+    def outbox(self) -> Path:
+        """Where the hub keeps stop notices the service has not received (the default)."""
+        return self.data_dir / "subsidy-stop-outbox"
+
     # -- the ledger, through the admin CLI ----------------------------------------------
 
     def admin(self, *args: str) -> str:
         """``subsidyhub admin ARGS --config FILE`` on this stack's ledger; fails on non-zero exit."""
-        command = [str(Path(sys.executable).with_name("subsidyhub")), "admin", *args]
         env = os.environ | {
             "SUBSIDYHUB_DATA_DIR": str(self.data_dir),
             "SUBSIDYHUB_ACTOR": "tests-hub",
         }
-        result = subprocess.run(
-            [*command, "--config", str(self.config_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = ADMIN_CLI.run(
+            ["admin", *args, "--config", str(self.config_path)], env=env, timeout=60
         )
         assert result.returncode == 0, (
-            f"{' '.join(command[1:])} exited {result.returncode}: {result.stderr}"
+            f"admin {' '.join(args)} exited {result.returncode}: {result.stderr}"
         )
         return result.stdout
 

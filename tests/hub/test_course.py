@@ -48,9 +48,10 @@ def test_an_enrolled_student_spawns_and_sees_their_allowance(hub: HubStack, tmp_
         [project] = me.json()["projects"]
         assert project["slug"] == COURSE and project["role"] == "member"
         assert "balance" not in project and "allocated" not in project
-        allowance = project["allowance"]
-        assert (allowance["gpu_hours_per_week"], allowance["max_session_hours"]) == ("3", "2")
-        assert allowance["profiles"] == ["cpu-small", "gpu-1"]
+        assert project["student"]
+        quota = project["quota"]
+        assert (quota["gpu_hours_per_week"], quota["max_session_hours"]) == ("3", "2")
+        assert quota["profiles"] == ["cpu-small", "gpu-1"]
         assert [s["project"] for s in me.json()["sessions"]] == [COURSE]
 
         refused = outsider.start_server("cpu-small", COURSE)

@@ -23,7 +23,7 @@ from subsidyhub.settings import Settings, parse_settings
 
 from .helpers import HubStack, HubUser, poll
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 CONFIG = {
     "currency": "HKD",

@@ -73,3 +73,32 @@ def test_two_gpu_spawns_on_one_gpu_one_starts_the_other_is_refused_naming_the_ho
     assert me["sessions"] == []
     holder_me = service_get(hub, "me", holder.new_token()).json()
     assert [(s["profile"], s["gpu_count"]) for s in holder_me["sessions"]] == [("gpu-1", 1)]
+
+
+def test_a_project_cap_that_refuses_anyway_is_named_rather_than_the_full_pool(
+    hub: HubStack, alice: HubUser, bob: HubUser
+) -> None:
+    """With GPU 0 taken, a spawn in a project capped at no GPUs is told about the cap (which its
+    manager can change), not that the machine is full; a spawn the policy would admit still
+    hears about the pool. Asking the policy wrote nothing."""
+    hub.admin("project", "create", "capped-gpus", "--name", "Capped GPUs")
+    hub.admin("allocate", "capped-gpus", "100")
+    hub.admin("member", "add", "capped-gpus", "dave")
+    hub.admin("quota", "set", "capped-gpus", "--project-max-gpus", "0")
+    assert alice.start_server("gpu-1").status_code in (201, 202)
+    alice.wait_ready()
+    dave = HubUser(hub, "dave")
+    try:
+        capped = refusal_message(dave, dave.start_server("gpu-1"))
+        assert capped.startswith("Project capped-gpus may use 0 GPUs at once"), capped
+        assert dave.server() is None
+
+        full = refusal_message(bob, bob.start_server("gpu-1"))
+        assert full.startswith("All GPUs of this machine are in use: 0 of 1 free"), full
+        assert "GPU 0: alice" in full
+
+        for user in (dave, bob):
+            assert service_get(hub, "me", user.new_token()).json()["sessions"] == []
+    finally:
+        dave.stop_server()
+        dave.close()

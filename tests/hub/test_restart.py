@@ -19,7 +19,7 @@ import pytest
 from .conftest import hub_config
 from .helpers import HubStack, HubUser, is_alive, process_environment
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ import pytest
 
 from tests.images.conftest import IMAGES, ROOT
 
+pytestmark = pytest.mark.slow
+
 SMOKE_PYTHON = Path(
     os.environ.get("SUBSIDYHUB_SMOKE_PYTHON", ROOT / ".venv" / "images-smoke" / "bin" / "python")
 )

@@ -10,6 +10,7 @@ import pytest
 from subsidyhub.catalog import minimum_driver_major
 from subsidyhub.hubplugin import kubernetes as k8s
 from subsidyhub.hubplugin.config import update_backend
+from subsidyhub.hubplugin.resources import memory_bytes
 from subsidyhub.settings import ConfigError, parse_settings
 
 BASE = {
@@ -85,7 +86,7 @@ def test_cpu_quantity(cores, expected):
     ],
 )
 def test_memory(gib, expected_bytes, expected):
-    assert k8s.memory_bytes(gib) == expected_bytes
+    assert memory_bytes(gib) == expected_bytes
     assert k8s.memory_quantity(gib) == expected
 
 
@@ -157,7 +158,7 @@ def test_guarantees_and_limits(fraction, slug, cpu_guarantee, mem_guarantee):
     profile = s.profile(slug)
     values = k8s.pod_settings(profile, s)
     assert values["cpu_limit"] == float(profile.cpu)
-    assert values["mem_limit"] == k8s.memory_bytes(profile.memory_gib)
+    assert values["mem_limit"] == memory_bytes(profile.memory_gib)
     assert values["cpu_guarantee"] == cpu_guarantee
     assert values["mem_guarantee"] == mem_guarantee
 

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from subsidyhub.catalog import default_catalog_path, load_catalog, minimum_driver_major
-from subsidyhub.hubplugin.kubernetes import SHM_VOLUME, memory_bytes, prepuller_values
+from subsidyhub.hubplugin.kubernetes import SHM_VOLUME, prepuller_values
+from subsidyhub.hubplugin.resources import memory_bytes
 from subsidyhub.settings import parse_settings
 from tests.k8s.charts import (
     JHUB_RELEASE,
@@ -116,12 +117,14 @@ def test_hub_config_wires_the_plugin(deployment):
     [subsidy] = [s for s in hub["services"] if s["name"] == "subsidy"]
     assert subsidy["url"] == "http://subsidyhub:8000"
     assert "command" not in subsidy  # the service is the subsidyhub chart's Deployment
+    assert "environment" not in subsidy  # so it is never told to end with the hub
     # The token z2jh generated and publishes in its hub Secret, where the service reads it.
     token = secret_data(find(deployment["jhub"], "Secret", "hub"))["hub.services.subsidy.apiToken"]
     assert subsidy["api_token"] == token and len(token) >= 32
     roles = {role["name"]: role for role in hub["load_roles"]}
     access = "access:services!service=subsidy"
     assert access in roles["user"]["scopes"] and access in roles["server"]["scopes"]
+    assert set(roles["subsidy-metrics"]["scopes"]) == {"read:metrics", access}
     assert set(roles["subsidy-service"]["scopes"]) >= {"list:users", "read:servers", "servers"}
     assert "jupyterhub-idle-culler" in roles  # z2jh's own roles are kept
     admins = OPERATOR_VALUES["custom"]["subsidyhub"]["admins"]

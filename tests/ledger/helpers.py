@@ -29,6 +29,7 @@ def make_project(
         if amount:
             projects.add_allocation(
                 session,
+                settings,
                 "test",
                 slug,
                 amount_micro=parse_amount(amount),

@@ -69,7 +69,7 @@ def test_twenty_racing_gpu_spawns_against_a_two_gpu_cap_admit_exactly_two(ledger
     users = tuple(f"user{i}" for i in range(20))
     make_project(ledger_db, settings, members=users)
     with ledger_db.write() as session:
-        projects.set_quota(session, settings, "test", "demo", projects.QuotaChange(max_gpus=2))
+        projects.set_quota(session, settings, "test", "demo", dict(project_max_gpus=2))
     admitted, results = race(ledger_db, settings, [(u, "gpu-1", "") for u in users])
     assert admitted == 2
     assert set(results) == {"admitted", "project_gpu_cap"}
@@ -96,7 +96,9 @@ def test_racing_spawns_never_hold_more_than_the_balance(ledger_db, settings):
 def test_member_cap_and_a_restarted_server_supersedes_its_stale_session(ledger_db, settings):
     make_project(ledger_db, settings)
     with ledger_db.write() as session:
-        projects.set_member(session, "test", "demo", "alice", at_ms=T0, max_gpus=1)
+        projects.set_member(
+            session, "test", "demo", "alice", at_ms=T0, quota={"member_max_gpus": 1}
+        )
     admit(ledger_db, settings, "alice", "gpu-1", server="a")
     with pytest.raises(Refused) as refused:
         admit(ledger_db, settings, "alice", "gpu-1", server="b")
@@ -170,9 +172,7 @@ def test_stop_releases_hold_and_is_idempotent(ledger_db, settings):
 def test_max_session_hours_sets_the_stop_deadline(ledger_db, settings):
     make_project(ledger_db, settings)
     with ledger_db.write() as session:
-        projects.set_quota(
-            session, settings, "test", "demo", projects.QuotaChange(max_session_hours="8")
-        )
+        projects.set_quota(session, settings, "test", "demo", dict(max_session_hours="8"))
     admitted = admit(ledger_db, settings, "alice", "cpu-small")
     assert admitted.max_stop_ms == T0 + 8 * HOUR
 
@@ -180,9 +180,7 @@ def test_max_session_hours_sets_the_stop_deadline(ledger_db, settings):
 def test_weekly_gpu_hours_count_past_sessions(ledger_db, settings):
     make_project(ledger_db, settings)
     with ledger_db.write() as session:
-        projects.set_quota(
-            session, settings, "test", "demo", projects.QuotaChange(gpu_hours_per_week="2")
-        )
+        projects.set_quota(session, settings, "test", "demo", dict(gpu_hours_per_week="2"))
     first = admit(ledger_db, settings, "alice", "gpu-1")
     with ledger_db.write() as session:
         admission.stop(session, first.session_id, now_ms=T0 + 2 * HOUR - 10 * 60_000, reason="user")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from subsidyhub import shapes
 from subsidyhub.errors import Conflict, InvalidInput
 from subsidyhub.ledger import admission, audit, courses, projects
 from subsidyhub.ledger.db import Database
@@ -17,9 +18,7 @@ from subsidyhub.settings import Settings
 
 from .helpers import HOUR, T0, make_project
 
-ALLOWANCE = projects.QuotaChange(
-    gpu_hours_per_week="4", max_session_hours="2", profiles=["cpu-small", "gpu-1"]
-)
+ALLOWANCE = dict(gpu_hours_per_week="4", max_session_hours="2", profiles=["cpu-small", "gpu-1"])
 
 
 def make_course(db: Database, settings: Settings, slug: str = "comp1") -> None:
@@ -34,7 +33,9 @@ def make_course(db: Database, settings: Settings, slug: str = "comp1") -> None:
             at_ms=T0,
             allowance=ALLOWANCE,
         )
-        projects.add_allocation(session, "admin", slug, amount_micro=1_000_000_000, at_ms=T0)
+        projects.add_allocation(
+            session, settings, "admin", slug, amount_micro=1_000_000_000, at_ms=T0
+        )
 
 
 def enrol(db: Database, text: str, *, apply: bool, slug: str = "comp1") -> courses.Enrolment:
@@ -126,7 +127,7 @@ def test_a_course_has_its_lecturer_as_manager_and_each_students_allowance(ledger
     with ledger_db.read() as session:
         project = projects.get_project(session, "comp1")
         assert project.kind == "course"
-        quota = projects.describe_quota(project)
+        quota = shapes.describe_quota(project)
         log = [e.action for e in audit.entries(session, target="project:comp1")]
     assert (quota["gpu_hours_per_week"], quota["max_session_hours"], quota["profiles"]) == (
         "4",
@@ -262,13 +263,16 @@ def test_students_show_their_gpu_use_this_week(ledger_db, settings):
         admission.stop(session, admitted.session_id, now_ms=T0 + 90 * 60_000, reason="user")
     with ledger_db.read() as session:
         found = courses.students(session, projects.get_project(session, "comp1"), T0 + 2 * HOUR)
-    used = {s["username"]: s["allowance"]["gpu_hours_used_week"] for s in found}
+    used = {s["username"]: s["usage"]["gpu_hours_per_week"] for s in found}
     assert used == {"alice": "1.50", "bob": "0.00", "drwong": "0.00"}
     alice = next(s for s in found if s["username"] == "alice")
-    assert alice["allowance"]["gpu_hours_left_week"] == "2.50"
-    assert alice["allowance"]["max_session_hours"] == "2"
-    assert courses.hours_left_for(alice["allowance"], 2) == "1.25"
-    assert courses.hours_left_for(alice["allowance"], 0) is None
+    assert alice["quota_in_force"]["gpu_hours_per_week"] == "4"
+    assert alice["quota_in_force"]["max_session_hours"] == "2"
+    in_force = {"gpu_hours_per_week": 4 * HOUR}
+    assert courses.hours_left(in_force, 90 * 60_000, 1) == "2.50"
+    assert courses.hours_left(in_force, 90 * 60_000, 2) == "1.25"
+    assert courses.hours_left(in_force, 90 * 60_000, 0) is None
+    assert courses.hours_left({}, 90 * 60_000, 1) is None
 
 
 def test_a_120_student_roster_is_one_transaction(ledger_db, settings):

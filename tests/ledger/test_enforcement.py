@@ -51,9 +51,7 @@ def test_a_second_server_brings_the_instant_forward(ledger_db, settings):
 def test_max_session_hours_and_closed_projects(ledger_db, settings):
     make_project(ledger_db, settings, amount="1000")
     with ledger_db.write() as session:
-        projects.set_quota(
-            session, settings, "test", "demo", projects.QuotaChange(max_session_hours="2")
-        )
+        projects.set_quota(session, settings, "test", "demo", dict(max_session_hours="2"))
     admitted = admit(ledger_db, settings, "alice", "cpu-small")
     with ledger_db.read() as session:
         assert plan(session, T0).next_due_ms == T0 + 2 * HOUR

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from subsidyhub.ledger import admission, projects, statements
@@ -20,8 +21,9 @@ from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.metering import charge_until
 from subsidyhub.ledger.models import Charge, SpawnSession
 from subsidyhub.ledger.pricing import accrued
-from subsidyhub.money import MS_PER_HOUR, div_round, parse_amount
+from subsidyhub.money import div_round, parse_amount
 from subsidyhub.settings import Settings
+from subsidyhub.timeutil import MS_PER_HOUR
 
 from .helpers import HOUR, T0, make_project
 
@@ -96,7 +98,9 @@ def test_intervals_are_cut_at_month_boundaries(ledger_db, settings):
 def test_allocations_draw_first_expiring_first_and_stop_counting_at_their_end(ledger_db, settings):
     make_project(ledger_db, settings, amount="20", valid_until_ms=T0 + 2 * HOUR)
     with ledger_db.write() as session:
-        projects.add_allocation(session, "test", "demo", amount_micro=parse_amount("100"), at_ms=T0)
+        projects.add_allocation(
+            session, settings, "test", "demo", amount_micro=parse_amount("100"), at_ms=T0
+        )
     start(ledger_db, settings, "alice", "cpu-small")  # 1.40/h list, 0.98/h subsidy
     for hour in (1, 2, 3):
         charge_until(ledger_db, T0 + hour * HOUR)
@@ -122,7 +126,7 @@ def test_overdraft_is_settled_by_the_next_allocation(ledger_db, settings):
         assert load_account(session, project, T0 + 2 * HOUR).balance == -960_000
     with ledger_db.write() as session:
         projects.add_allocation(
-            session, "test", "demo", amount_micro=parse_amount("50"), at_ms=T0 + 2 * HOUR
+            session, settings, "test", "demo", amount_micro=parse_amount("50"), at_ms=T0 + 2 * HOUR
         )
     with ledger_db.read() as session:
         project = projects.get_project(session, "demo")
@@ -176,6 +180,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killing_metering_mid_tick_loses_and_doubles_nothing(ledger_db, settings):
     users = tuple(f"u{i}" for i in range(200))
     make_project(ledger_db, settings, amount="1000000", members=users)

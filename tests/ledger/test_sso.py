@@ -13,8 +13,9 @@ from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import AuditEntry, Member
-from subsidyhub.ledger.sso import SyncResult, describe_sync, sync_memberships
+from subsidyhub.ledger.sso import SyncResult, sync_memberships
 from subsidyhub.settings import Settings, Sso, SsoGroup
+from subsidyhub.shapes import describe_sync
 
 from .helpers import T0, make_project
 
@@ -169,7 +170,7 @@ def test_a_failed_transaction_leaves_neither_memberships_nor_audit(db: Database)
 
 
 def test_bad_username_is_refused_and_the_result_describes_itself(db: Database) -> None:
-    with pytest.raises(InvalidInput, match="no spaces or slashes"):
+    with pytest.raises(InvalidInput, match="without spaces, slashes or control characters"):
         sync(db, ["physics-ml"], user="bad/name")
     described = describe_sync(sync(db, ["physics-ml", "ghost"]))
     assert described == {

@@ -9,9 +9,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from subsidyhub.ledger.accounts import verify
+from subsidyhub.ledger.admission import STOP_SKEW_MS
+from subsidyhub.ledger.metering import charge_until
 from subsidyhub.ledger.models import Charge, Hold, Project, SpawnSession
 from subsidyhub.money import MICRO
 from subsidyhub.testing.hub import TestHub
+from subsidyhub.timeutil import iso
 
 from .helpers import HOUR, Service, enforce_once, metric_samples, seed
 
@@ -50,7 +54,7 @@ def test_admit_then_stop_with_final_totals(service: Service) -> None:
     assert alpha["running_servers"] == 1
     assert alpha["burn_rate_per_hour"] == "32.48"
     assert alpha["balance"] == "435.04"  # 500 less two hours of subsidy not yet charged
-    assert alpha["usage"]["gpu_hours_week"] == "2.00"
+    assert alpha["usage"]["gpu_hours_per_week"] == "2.00"
 
     sessions = service.ok("GET", "api/v1/sessions", who="centre-admin")["sessions"]
     assert [s["id"] for s in sessions] == [admitted["session_id"]]
@@ -100,7 +104,11 @@ def test_stop_by_server_is_idempotent_and_unknown_servers_are_404(service: Servi
     assert "alice's server 'other'" in response.json()["message"]
     response = service.call("POST", "api/v1/sessions/999999/stop", who="hub", json={})
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "message": "No such session: 999999"}
+    assert response.json() == {
+        "status": 404,
+        "message": "No such session: 999999",
+        "reason": "not_found",
+    }
 
 
 def test_a_second_admission_supersedes_the_stale_session(service: Service) -> None:
@@ -251,10 +259,95 @@ async def test_metrics_of_charges_ticks_and_enforcement(
     assert found["subsidyhub_enforcement_lateness_seconds_count", ()] == 1
     for slug in ("alpha", "beta"):
         listed, subsidy = charged_ledger(service, slug)
-        assert subsidy > 0
         labels = (("project", slug),)
         assert found["subsidyhub_project_charged_list_total", labels] == pytest.approx(listed)
         assert found["subsidyhub_project_charged_subsidy_total", labels] == pytest.approx(subsidy)
-    # 4 h of gpu-1 (46.40/h) for alice; the superseded session lasted no time.
-    assert found["subsidyhub_project_charged_list_total", (("project", "alpha"),)] == 185.6
+    # The tick charged alice 4 h of gpu-1 (46.40/h), but the hub never showed her server
+    # running: reconciliation closed it at its start and reversed the charge.
+    assert charged_ledger(service, "alpha") == (0, 0)
+    with service.db.read() as session:
+        kinds = session.scalars(select(Charge.kind).order_by(Charge.id)).all()
+    assert sorted(kinds) == ["reversal", "usage", "usage"]
+    assert charged_ledger(service, "beta")[1] > 0  # carol's stop was enforced, not estimated
     assert found["subsidyhub_project_running_servers", (("project", "beta"),)] == 0
+
+
+def test_an_admission_past_the_hubs_deadline_is_refused_and_writes_nothing(
+    service: Service,
+) -> None:
+    seed(service)
+    now = service.clock.now_ms
+    late = {**GPU, "deadline": iso(now - 1, exact=True)}
+    response = service.call("POST", "api/v1/admissions", who="hub", json=late)
+    assert response.status_code == 503, response.text
+    assert (
+        "The hub stopped waiting for this admission at 2026-11-30T23:59:59.999Z"
+        in (response.json()["message"])
+    )
+    assert sessions_and_holds(service) == (0, 0)
+
+    on_time = {**GPU, "deadline": iso(now + 10_000, exact=True)}
+    service.ok("POST", "api/v1/admissions", who="hub", status=201, json=on_time)
+    assert sessions_and_holds(service) == (1, 1)
+    found = metric_samples(service.ok_text("metrics", who="centre-admin"))
+    assert (
+        found["subsidyhub_admissions_total", (("reason", "deadline_passed"), ("result", "expired"))]
+        == 1
+    )
+
+
+def test_a_dry_run_answers_as_the_admission_would_and_writes_nothing(service: Service) -> None:
+    seed(service)
+    running = service.ok("POST", "api/v1/admissions", who="hub", status=201, json=GPU)
+    before = sessions_and_holds(service)
+
+    verdict = service.ok("POST", "api/v1/admissions/dry-run", who="hub", json=GPU)
+    assert verdict == {"allowed": True, "project": "alpha", "profile": "gpu-1"}
+    service.ok(
+        "PUT", "api/v1/projects/alpha/quota", who="centre-admin", json={"project_max_gpus": 1}
+    )
+    other = {**GPU, "server_name": "second"}
+    dry = service.call("POST", "api/v1/admissions/dry-run", who="hub", json=other)
+    real = service.call("POST", "api/v1/admissions", who="hub", json=other)
+    assert dry.status_code == real.status_code == 403
+    assert dry.json() == real.json()
+    assert dry.json()["reason"] == "project_gpu_cap"
+
+    # Nothing changed: the running session was not superseded by the dry run of its server.
+    assert sessions_and_holds(service) == before
+    sessions = service.ok("GET", "api/v1/sessions", who="centre-admin")["sessions"]
+    assert [s["id"] for s in sessions] == [running["session_id"]]
+    stranger = service.call("POST", "api/v1/admissions/dry-run", who="alice", json=GPU)
+    assert (stranger.status_code, stranger.json()["reason"]) == (403, "forbidden")
+
+
+def test_a_stop_records_the_time_the_hub_saw_even_after_a_tick(service: Service) -> None:
+    seed(service)
+    admitted = service.ok("POST", "api/v1/admissions", who="hub", status=201, json=GPU)
+    service.clock.advance(HOUR)
+    charge_until(service.db, service.clock.now_ms)  # the tick ran before the notice came
+    body = {"user": "alice", "server_name": "", "reason": "stopped"}
+
+    early = service.call(
+        "POST", "api/v1/servers/stop", who="hub", json=body | {"stopped_at": "2026-11-30T23:59:00Z"}
+    )
+    assert early.status_code == 400
+    assert "is before alice's session started" in early.json()["message"]
+    ahead = iso(service.clock.now_ms + STOP_SKEW_MS + 1000, exact=True)
+    future = service.call(
+        "POST", "api/v1/servers/stop", who="hub", json=body | {"stopped_at": ahead}
+    )
+    assert future.status_code == 400
+    assert "in the future" in future.json()["message"]
+
+    half = iso(service.clock.now_ms - HOUR // 2, exact=True)
+    stopped = service.ok("POST", "api/v1/servers/stop", who="hub", json=body | {"stopped_at": half})
+    assert stopped["session_id"] == admitted["session_id"]
+    assert stopped["stopped"] == "2026-12-01T00:30:00Z"
+    assert stopped["totals"] == {"list": "23.20", "subsidy": "16.24", "copay": "6.96"}
+    again = service.ok("POST", "api/v1/servers/stop", who="hub", json=body | {"stopped_at": half})
+    assert again["already_stopped"] is True and again["totals"] == stopped["totals"]
+    with service.db.read() as session:
+        charged = session.scalar(select(func.sum(Charge.subsidy_micro)))
+        assert verify(session) == []
+    assert charged == 16_240_000

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from subsidyhub.names import ACCESS_SCOPE
 from subsidyhub.testing.hub import TestHub, wait_for
 
 from .helpers import PREFIX, Service, metric_samples
@@ -41,7 +42,7 @@ def test_metrics_need_admin_or_read_metrics(service: Service, jupyterhub: TestHu
     assert response.status_code == 403
     assert "read:metrics" in response.json()["message"]
     assert service.call("GET", "metrics", who=None).status_code == 401
-    scraper = jupyterhub.token_for("admin", scopes=["read:metrics"])
+    scraper = jupyterhub.token_for("admin", scopes=["read:metrics", ACCESS_SCOPE])
     response = service.call("GET", "metrics", who=None, token=scraper)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

@@ -1,7 +1,8 @@
 """Who may do what, with real tokens checked by a real JupyterHub.
 
 Users read only themselves; managers their project; service admins (hub admins with admin
-power, or holders of custom:subsidy:admin) everything; only the hub's own token admits.
+power, or holders of custom:subsidy:admin) everything; only the hub's own token admits. Every
+other token needs the service's access scope, as JupyterHub's ``HubAuth`` requires.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from subsidyhub.ledger.models import Allocation, AuditEntry, Project
-from subsidyhub.testing.hub import TestHub
+from subsidyhub.names import ACCESS_SCOPE, ADMIN_SCOPE
+from subsidyhub.testing.hub import CENTRE_ADMIN, TestHub
 
 from .helpers import Service, seed
 
@@ -77,7 +79,7 @@ def test_user_reads_only_themself(service: Service) -> None:
     response = service.call("GET", "api/v1/users/bob/profiles", who="alice")
     assert response.status_code == 403
     body = response.json()
-    assert set(body) == {"status", "message"}
+    assert {"status", "message"} <= set(body) <= {"status", "message", "reason"}
     assert body["status"] == 403
     assert "alice may not read the spawn options of bob" in body["message"]
 
@@ -87,7 +89,7 @@ ADMIN_ONLY = [
     ("POST", "api/v1/projects", {"slug": "gamma", "name": "Gamma"}),
     ("PATCH", "api/v1/projects/alpha", {"status": "suspended"}),
     ("POST", "api/v1/projects/alpha/allocations", {"amount": "1000.00"}),
-    ("PUT", "api/v1/projects/alpha/quota", {"max_gpus": 8}),
+    ("PUT", "api/v1/projects/alpha/quota", {"project_max_gpus": 8}),
     ("POST", "api/v1/prices", {"cpu_core": "9.00"}),
     ("GET", "api/v1/audit", None),
     ("GET", "api/v1/sessions", None),
@@ -148,18 +150,19 @@ def test_manager_manages_members_of_their_project_only(service: Service) -> None
     assert added == {
         "username": "carol",
         "role": "member",
-        "max_gpus": None,
-        "gpu_hours_per_week": None,
-        "max_session_hours": None,
+        "quota": {"member_max_gpus": None, "gpu_hours_per_week": None, "max_session_hours": None},
         "source": "manual",
         "name": None,
         "email": None,
     }
     response = service.call(
-        "PUT", "api/v1/projects/alpha/members/carol", who="bob", json={"max_gpus": 8}
+        "PUT",
+        "api/v1/projects/alpha/members/carol",
+        who="bob",
+        json={"quota": {"member_max_gpus": 8}},
     )
     assert response.status_code == 403
-    assert "not their caps" in response.json()["message"]
+    assert "not their quota (member_max_gpus)" in response.json()["message"]
     service.ok("DELETE", "api/v1/projects/alpha/members/carol", who="bob", status=204)
     assert (
         service.call("PUT", "api/v1/projects/beta/members/bob", who="bob", json={}).status_code
@@ -189,8 +192,10 @@ def test_service_admins_administer(service: Service, admin: str) -> None:
         status=201,
         json={"amount": "250.00"},
     )
-    quota = service.ok("PUT", "api/v1/projects/gamma/quota", who=admin, json={"max_gpus": 4})
-    assert quota["quota"]["max_gpus"] == 4
+    quota = service.ok(
+        "PUT", "api/v1/projects/gamma/quota", who=admin, json={"project_max_gpus": 4}
+    )
+    assert quota["quota"]["project_max_gpus"] == 4
     changed = service.ok("PATCH", "api/v1/projects/gamma", who=admin, json={"name": "Gamma II"})
     assert changed["name"] == "Gamma II"
     assert [p["slug"] for p in service.ok("GET", "api/v1/projects", who=admin)["projects"]] == [
@@ -207,6 +212,56 @@ def test_hub_admin_token_without_admin_power_is_a_plain_user(
     narrow = jupyterhub.token_for("admin", scopes=["access:services!service=subsidy"])
     assert service.call("GET", "api/v1/me", who=None, token=narrow).json()["admin"] is False
     assert service.call("GET", "api/v1/projects", who=None, token=narrow).status_code == 403
+
+
+# A request of each kind: a user's own view, a user's data, an admin read, an admin change.
+NEEDS_ACCESS = [
+    ("GET", "api/v1/me", None),
+    ("GET", "api/v1/users/{who}/profiles", None),
+    ("GET", "api/v1/projects", None),
+    ("POST", "api/v1/projects/alpha/allocations", {"amount": "1000.00"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "scopes", "full_lists_projects"),
+    [
+        ("alice", ["read:users!user=alice"], 403),
+        ("admin", ["read:users", "read:servers"], 200),
+    ],
+)
+def test_a_token_without_the_access_scope_is_refused(
+    service: Service, jupyterhub: TestHub, who: str, scopes: list[str], full_lists_projects: int
+) -> None:
+    """A token minted for another purpose reads and changes nothing; a full one does."""
+    seed(service)
+    before = counts(service)
+    other_purpose = jupyterhub.token_for(who, scopes=scopes)
+    for method, template, body in NEEDS_ACCESS:
+        path = template.format(who=who)
+        response = service.call(method, path, who=None, token=other_purpose, json=body)
+        assert response.status_code == 403, (method, path, response.text)
+        message = response.json()["message"]
+        assert message.startswith(f"This token of {who} lacks the scope {ACCESS_SCOPE}")
+        assert "Token page" in message
+        assert other_purpose not in response.text
+    assert counts(service) == before
+    assert service.ok("GET", "api/v1/me", who=who)["user"] == who
+    assert service.ok("GET", f"api/v1/users/{who}/profiles", who=who)["user"] == who
+    assert service.call("GET", "api/v1/projects", who=who).status_code == full_lists_projects
+
+
+def test_the_access_scope_of_all_services_counts(service: Service, jupyterhub: TestHub) -> None:
+    every_service = jupyterhub.token_for("admin", scopes=["access:services"])
+    me = service.call("GET", "api/v1/me", who=None, token=every_service)
+    assert me.status_code == 200, me.text
+    assert me.json()["admin"] is False  # no admin power in this token
+
+
+def test_the_admin_scope_needs_no_access_scope(service: Service, jupyterhub: TestHub) -> None:
+    admin_only = jupyterhub.token_for(CENTRE_ADMIN, scopes=[ADMIN_SCOPE])
+    response = service.call("GET", "api/v1/projects", who=None, token=admin_only)
+    assert response.status_code == 200, response.text
 
 
 def test_only_the_hub_admits_and_stops(service: Service) -> None:

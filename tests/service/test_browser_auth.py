@@ -185,6 +185,11 @@ def test_custom_scope_holder_is_an_admin_and_a_user_gets_a_403_page(
     api = browser.http.get("api/v1/projects", headers={CSRF_HEADER: csrf})
     assert api.status_code == 403
     assert api.json()["message"].startswith("alice may not list projects")
+    # The hub adds the service's access scope to its OAuth tokens for the service, which the
+    # service requires of a non-admin's token: alice's session reads her own view.
+    me = browser.http.get("api/v1/me", headers={CSRF_HEADER: csrf})
+    assert me.status_code == 200, me.text
+    assert me.json()["user"] == "alice"
 
 
 def test_a_callback_that_did_not_start_here_is_refused(

@@ -35,9 +35,11 @@ def course(service: Service) -> Service:
             name="Comp 1",
             lecturers=["bob"],
             at_ms=T0,
-            allowance=projects.QuotaChange(gpu_hours_per_week="4", max_session_hours="2"),
+            allowance=dict(gpu_hours_per_week="4", max_session_hours="2"),
         )
-        projects.add_allocation(session, "admin", "comp1", amount_micro=1_000_000_000, at_ms=T0)
+        projects.add_allocation(
+            session, service.settings, "admin", "comp1", amount_micro=1_000_000_000, at_ms=T0
+        )
     return service
 
 
@@ -88,7 +90,7 @@ def test_a_bad_roster_is_a_422_listing_every_row_and_writes_nothing(course: Serv
     assert answer["errors"] == [
         "line 2: email 'alice@' is not an address; give name@domain or leave it empty",
         "line 4: username alice is listed again (first on line 2); list each student once",
-        "line 5: username 'x/y' is not valid; no spaces or slashes, 1-255 characters",
+        "line 5: username 'x/y' is not valid; use 1-255 characters without spaces, slashes or control characters",
     ]
     assert answer["message"].startswith("The roster has 3 errors, so nothing was changed: line 2:")
     assert roster_of(course.db) == {"bob": "manual"}
@@ -139,22 +141,28 @@ def test_students_see_their_allowance_and_lecturers_the_balance(course: Service)
     student = course.ok("GET", "api/v1/me", who="alice")["projects"][0]
     assert student["slug"] == "comp1" and student["role"] == "member"
     assert not set(MONEY) & set(student)
-    assert student["allowance"] == {
+    assert student["quota"] == {
+        "project_max_gpus": None,
+        "member_max_gpus": None,
         "gpu_hours_per_week": "4",
-        "gpu_hours_used_week": "1.00",
-        "gpu_hours_left_week": "3.00",
         "max_session_hours": "2",
-        "max_gpus": None,
         "profiles": None,
+        "gpu_types": None,
+    }
+    assert student["usage"] == {
+        "project_max_gpus": 0,
+        "member_max_gpus": 0,
+        "gpu_hours_per_week": "1.00",
     }
     assert course.ok("GET", "api/v1/me/spending", who="alice")["projects"] == []
     lecturer = course.ok("GET", "api/v1/me", who="bob")["projects"][0]
-    assert set(MONEY) <= set(lecturer) and "allowance" not in lecturer
+    assert set(MONEY) <= set(lecturer) and lecturer["quota"] == student["quota"]
     assert lecturer["balance"] != lecturer["allocated"]
 
     offers = course.ok("GET", "api/v1/users/alice/profiles", who="hub")["projects"][0]
-    assert offers["available"] is None and offers["allowance"]["gpu_hours_left_week"] == "3.00"
+    assert offers["student"] and offers["available"] is None
+    assert offers["left"]["gpu_hours_per_week"] == "3.00"
     left = {p["slug"]: p["hours_left"] for p in offers["profiles"]}
     assert left == {"cpu-small": None, "gpu-1": "3.00", "gpu-2": "1.50"}
     lecturer_offers = course.ok("GET", "api/v1/users/bob/profiles", who="hub")["projects"][0]
-    assert lecturer_offers["available"] is not None and lecturer_offers["allowance"] is None
+    assert lecturer_offers["available"] is not None and not lecturer_offers["student"]

@@ -28,6 +28,7 @@ def test_probes_answer_without_a_token(service: Service) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_ready_fails_while_the_database_is_down_and_live_does_not(
     settings: Settings, jupyterhub: TestHub
 ) -> None:

@@ -21,10 +21,10 @@ from .helpers import HOUR, T0, Service, seed
 GPU = {"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"}
 
 
-def add_allocation(db: Database, amount: str) -> None:
+def add_allocation(db: Database, settings: Settings, amount: str) -> None:
     with db.write() as session:
         projects.add_allocation(
-            session, "test", "alpha", amount_micro=parse_amount(amount), at_ms=T0
+            session, settings, "test", "alpha", amount_micro=parse_amount(amount), at_ms=T0
         )
 
 
@@ -44,7 +44,7 @@ def test_repeated_me_is_the_same_page_until_something_changes(service: Service) 
     assert me["projects"][0]["running_servers"] == 1
 
     # So does a write of this process that bypasses the API.
-    add_allocation(service.db, "100")
+    add_allocation(service.db, service.settings, "100")
     me = service.ok("GET", "api/v1/me", who="alice")
     assert me["projects"][0]["allocated"] == "600.00"
 
@@ -61,7 +61,7 @@ def test_a_change_by_another_process_shows_within_a_second(service: Service) -> 
     assert service.ok("GET", "api/v1/me", who="alice")["projects"][0]["allocated"] == "500.00"
     other = Database(service.db.url)  # as the CLI would open it: not watched by the service
     try:
-        add_allocation(other, "25")
+        add_allocation(other, service.settings, "25")
     finally:
         other.dispose()
     time.sleep(1.05)

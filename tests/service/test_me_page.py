@@ -1,7 +1,7 @@
 """``GET me``'s two-query read says exactly what the general readers say.
 
 The reference is the page as the ledger's general functions build it (``projects_of``,
-``load_accounts``, ``project_summary``, ``views.running_sessions``), on a ledger with what
+``load_accounts``, ``project_summary``, ``shapes.running_sessions``), on a ledger with what
 the fast read must get right: several projects with allocations that expire, an exhausted
 project, a member's own caps, GPU sessions stopped inside and outside the last week, another
 member's sessions, and a session still running in a project the caller has since left.
@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from subsidyhub import limits, shapes
 from subsidyhub.ledger import admission, projects
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.db import Database
+from subsidyhub.ledger.me import read_page
 from subsidyhub.ledger.metering import charge_until
 from subsidyhub.ledger.summary import project_summary
 from subsidyhub.money import parse_amount
-from subsidyhub.service import views
-from subsidyhub.service.me_page import encode, read_page, render_me
+from subsidyhub.service.me_page import encode, render_me
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import iso
 
@@ -40,13 +41,14 @@ def reference_page(
             )
             for project, member in memberships
         ]
-        running = views.running_sessions(session, username=username)
-        sessions = [views.describe_session(row, slug, now) for row, slug in running]
+        running = admission.list_running(session, username=username)
+        sessions = [shapes.describe_session(row, slug, now) for row, slug in running]
     return {
         "user": username,
         "admin": is_admin,
         "at": iso(now),
         "currency": settings.currency,
+        "limits": [limits.describe(limit) for limit in limits.LIMITS],
         "projects": summaries,
         "sessions": sessions,
     }
@@ -96,6 +98,7 @@ def busy_ledger(db: Database, settings: Settings) -> int:
         ):
             projects.add_allocation(
                 session,
+                settings,
                 "test",
                 slug,
                 amount_micro=parse_amount(amount),
@@ -109,9 +112,7 @@ def busy_ledger(db: Database, settings: Settings) -> int:
             "alpha",
             "alice",
             at_ms=start,
-            max_gpus=3,
-            gpu_hours_per_week="40",
-            max_session_hours="12.5",
+            quota={"member_max_gpus": 3, "gpu_hours_per_week": "40", "max_session_hours": "12.5"},
         )
         projects.set_member(session, "test", "alpha", "bob", at_ms=start, role="manager")
         projects.set_member(session, "test", "beta", "alice", at_ms=start, role="manager")
@@ -122,7 +123,7 @@ def busy_ledger(db: Database, settings: Settings) -> int:
             settings,
             "test",
             "alpha",
-            projects.QuotaChange(max_gpus=4, profiles=["gpu-2", "gpu-1"], gpu_types=["h800"]),
+            dict(project_max_gpus=4, profiles=["gpu-2", "gpu-1"], gpu_types=["h800"]),
         )
     # GPU sessions stopped 10 days ago (outside the week), straddling the window, and inside.
     old = admit(db, settings, "alice", "alpha", "gpu-1", "old", T0 - 11 * DAY)
@@ -156,7 +157,7 @@ def test_the_fast_read_matches_the_general_readers(ledger_db: Database, settings
     assert [p["slug"] for p in page["projects"]] == ["alpha", "beta", "zeta"]
     alpha, beta, _zeta = page["projects"]
     assert alpha["quota"]["member_max_gpus"] == 3
-    assert alpha["usage"]["gpu_hours_week"] not in ("0.00", None)
+    assert alpha["usage"]["gpu_hours_per_week"] not in ("0.00", None)
     assert beta["warnings"]
     assert [s["project"] for s in page["sessions"]] == ["alpha", "beta", "gamma"]
 

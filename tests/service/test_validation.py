@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -19,7 +20,13 @@ ALLOCATIONS = "api/v1/projects/alpha/allocations"
 CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
     ("POST", ALLOCATIONS, {"amount": "-5"}, 400, ("amount is negative", '"correction": true')),
     ("POST", ALLOCATIONS, {"amount": 12.5}, 400, ("field 'amount'", "12.5", '"12.50"')),
-    ("POST", ALLOCATIONS, {"amount": "lots"}, 400, ("field 'amount'", "'lots' is not a number")),
+    (
+        "POST",
+        ALLOCATIONS,
+        {"amount": "lots"},
+        400,
+        ("field 'amount'", "'lots' is not a plain decimal"),
+    ),
     ("POST", ALLOCATIONS, {"amount": "1.0000001"}, 400, ("more than 6 decimal places",)),
     ("POST", ALLOCATIONS, {"amount": None}, 400, ("field 'amount'", "not an amount")),
     ("POST", ALLOCATIONS, {}, 400, ("field 'amount' is required",)),
@@ -52,7 +59,7 @@ CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
         "api/v1/projects",
         {"slug": "gamma", "name": "Gamma", "subsidy_rate": "1.5"},
         400,
-        ("field 'subsidy_rate'", "'1.5' is outside 0..1"),
+        ("field 'subsidy_rate'", "'1.5' is not a fraction from 0 to 1"),
     ),
     (
         "POST",
@@ -80,9 +87,9 @@ CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
     (
         "PUT",
         "api/v1/projects/alpha/quota",
-        {"max_gpus": -1},
+        {"project_max_gpus": -1},
         400,
-        ("field 'max_gpus'", "greater than or equal to 0", "-1"),
+        ("field 'project_max_gpus'", "project_max_gpus -1 is out of range", "0 to 100000 GPUs"),
     ),
     (
         "PUT",
@@ -101,9 +108,16 @@ CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
     (
         "PUT",
         "api/v1/projects/alpha/members/dave",
-        {"gpu_hours_per_week": "-3"},
+        {"quota": {"gpu_hours_per_week": "-3"}},
         400,
-        ("field 'gpu_hours_per_week'", "greater than or equal to 0"),
+        ("field 'quota.gpu_hours_per_week'", "gpu_hours_per_week '-3' is not a number of hours"),
+    ),
+    (
+        "PUT",
+        "api/v1/projects/alpha/quota",
+        {"max_session_hours": "１２"},
+        400,
+        ("field 'max_session_hours'", "'１２' is not a number of hours", "write digits"),
     ),
     ("POST", "api/v1/prices", {"cpu_core": 0.5}, 400, ("field 'cpu_core'", '"0.50"')),
     ("POST", "api/v1/prices", {"gpu": {"h800": "-1"}}, 400, ("field 'gpu.h800'", "negative")),
@@ -163,13 +177,17 @@ def problems_with(service: Service, case: tuple[str, str, Any, int, tuple[str, .
         return [f"{label}: status {response.status_code}, expected {status}: {response.text}"]
     answer = response.json()
     found = []
-    if set(answer) != {"status", "message"} or answer["status"] != status:
+    if not {"status", "message"} <= set(answer) <= {"status", "message", "reason"} or (
+        answer["status"] != status
+    ):
         found.append(f"{label}: body {answer!r} is not {{status, message}}")
     found += [
         f"{label}: message lacks {phrase!r}: {answer['message']!r}"
         for phrase in phrases
         if phrase not in answer.get("message", "")
     ]
+    if re.search(r"--[a-z]|`admin ", answer.get("message", "")):
+        found.append(f"{label}: an API answer names a CLI flag or command: {answer['message']!r}")
     if ledger_counts(service) != before:
         found.append(f"{label}: the ledger changed")
     return found

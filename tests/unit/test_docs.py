@@ -28,3 +28,14 @@ def test_every_config_key_is_documented():
     text = DOC.read_text(encoding="utf-8")
     missing = [key for key in keys(Settings) if f"`{key}" not in text]
     assert missing == []
+
+
+def test_every_limit_default_is_documented_with_its_declared_help():
+    from subsidyhub import limits
+
+    text = DOC.read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")
+    }
+    for limit in limits.LIMITS:
+        assert limit.help in rows[f"`defaults.{limit.name}`"], limit.name

@@ -3,7 +3,7 @@
 import pytest
 
 from subsidyhub.ledger.accounts import predict_exhaustion
-from subsidyhub.money import MS_PER_HOUR
+from subsidyhub.timeutil import MS_PER_HOUR
 
 H = MS_PER_HOUR
 M = 1_000_000

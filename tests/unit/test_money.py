@@ -21,9 +21,9 @@ from subsidyhub.money import (
         ("500", 500_000_000),
         ("412.30", 412_300_000),
         ("0.000001", 1),
-        ("1,234.5", 1_234_500_000),
-        (Decimal("2.5"), 2_500_000),
+        (" 1234.5 ", 1_234_500_000),
         (7, 7_000_000),
+        ("1000000000000", 10**18),
     ],
 )
 def test_parse_amount(text, micro):
@@ -34,10 +34,21 @@ def test_parse_amount(text, micro):
     ("text", "fragment"),
     [
         ("-5", "negative"),
-        ("abc", "not a number"),
+        ("abc", "not a plain decimal"),
         ("1.0000001", "more than 6 decimal places"),
-        ("NaN", "not a finite number"),
+        ("NaN", "not a plain decimal"),
+        ("1e30", "not a plain decimal"),
+        ("1e3", "not a plain decimal"),
+        ("1,000", "not a plain decimal"),
+        ("1,5", "not a plain decimal"),
+        ("1_000", "not a plain decimal"),
+        ("１２３", "not a plain decimal"),
+        ("١٢٣", "not a plain decimal"),
+        ("12 34", "not a plain decimal"),
+        ("1000000000000.000001", "more than 1000000000000.00, the most allowed"),
+        ("99999999999999999999", "more than"),
         (1.5, "not a float"),
+        (Decimal("2.5"), "not a float"),
     ],
 )
 def test_parse_amount_refuses(text, fragment):
@@ -92,7 +103,7 @@ def test_bp_from_fraction(fraction, bp):
     assert bp_from_fraction(fraction) == bp
 
 
-@pytest.mark.parametrize("bad", ["1.5", "-0.1", "x", "0.12345"])
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "x", "0.12345", "0,7", "０.7", "7e-1", "", True])
 def test_bp_from_fraction_refuses(bad):
     with pytest.raises(AmountError):
         bp_from_fraction(bad)
@@ -110,3 +121,9 @@ def test_bp_from_fraction_refuses(bad):
 )
 def test_format_money_exact(micro, text):
     assert format_money_exact(micro, "HKD") == text
+
+
+def test_a_maximum_is_named():
+    assert parse_amount("100", maximum=100_000_000) == 100_000_000
+    with pytest.raises(AmountError, match=r"more than 100\.00, the most allowed"):
+        parse_amount("100.000001", maximum=100_000_000)

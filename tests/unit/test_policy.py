@@ -1,13 +1,20 @@
 """The admission policy as a table of cases: each rule refuses with its code and a clear message."""
 
 from dataclasses import replace
-from decimal import Decimal
 
 import pytest
 
-from subsidyhub.ledger.policy import ProjectFacts, Quota, SpawnRequest, Usage, decide
+from subsidyhub import limits
+from subsidyhub.ledger.policy import ProjectFacts, SpawnRequest, Usage, decide
 
 M = 1_000_000
+
+
+def Quota(**given):
+    """Limits in force as the ledger passes them: given values parsed by their declarations."""
+    return limits.parse_changes(given, None)
+
+
 MIN15 = 15 * 60_000
 PROJECT = ProjectFacts(
     "demo", "active", "HKD", available=500 * M, has_active_allocation=True, is_member=True
@@ -56,7 +63,7 @@ CASES = [
     (
         "profile",
         PROJECT,
-        Quota(allowed_profiles=frozenset({"cpu-small"})),
+        Quota(profiles=["cpu-small"]),
         Usage(),
         GPU,
         "profile_not_allowed",
@@ -65,7 +72,7 @@ CASES = [
     (
         "gpu type",
         PROJECT,
-        Quota(allowed_gpu_types=frozenset({"a100"})),
+        Quota(gpu_types=["a100"]),
         Usage(),
         GPU,
         "gpu_type_not_allowed",
@@ -74,7 +81,7 @@ CASES = [
     (
         "project cap",
         PROJECT,
-        Quota(max_gpus=2),
+        Quota(project_max_gpus=2),
         Usage(project_gpus=2),
         GPU,
         "project_gpu_cap",
@@ -92,7 +99,7 @@ CASES = [
     (
         "week used",
         PROJECT,
-        Quota(gpu_hours_per_week=Decimal(10)),
+        Quota(gpu_hours_per_week="10"),
         Usage(member_gpu_ms_week=10 * 3_600_000),
         GPU,
         "weekly_gpu_hours",
@@ -110,7 +117,7 @@ CASES = [
     (
         "cpu ignores gpu caps",
         PROJECT,
-        Quota(max_gpus=0, gpu_hours_per_week=Decimal(0)),
+        Quota(project_max_gpus=0, gpu_hours_per_week="0"),
         Usage(),
         CPU,
         "admitted",
@@ -143,7 +150,7 @@ def test_decide(name, project, quota, usage, request_, reason, fragment):
 def test_admitted_carries_hold_and_max_duration():
     decision = decide(
         PROJECT,
-        Quota(max_session_hours=Decimal(8), gpu_hours_per_week=Decimal(5)),
+        Quota(max_session_hours="8", gpu_hours_per_week="5"),
         Usage(member_gpu_ms_week=3_600_000),
         GPU,
     )

@@ -14,7 +14,8 @@ from subsidyhub.ledger.pricing import (
     list_rate_per_hour,
     subsidy_rate_per_hour,
 )
-from subsidyhub.money import MS_PER_HOUR, div_round
+from subsidyhub.money import div_round
+from subsidyhub.timeutil import MS_PER_HOUR
 
 PRICES = PriceList(
     1, cpu_core=500_000, memory_gib=100_000, gpu={"h800": 36_000_000, "a100": 24_000_000}

@@ -26,9 +26,9 @@ def test_unknown_profile_lists_options():
     ("data", "key", "fragment"),
     [
         ({"currency": "hk"}, "currency", "should match pattern"),
-        ({"subsidy_rate": 1.2}, "subsidy_rate", "outside 0..1"),
+        ({"subsidy_rate": 1.2}, "subsidy_rate", "not a fraction from 0 to 1"),
         ({"subsidy_rate": 0.95}, "subsidy_rate", "exceeds the scheme's 90% cap"),
-        ({"prices": {"gpu": {"h800": "cheap"}}}, "prices.gpu.h800", "is not a number"),
+        ({"prices": {"gpu": {"h800": "cheap"}}}, "prices.gpu.h800", "is not a plain decimal"),
         ({"prices": {"cpu_core": -1}}, "prices.cpu_core", "negative"),
         (
             {"metering": {"interval": 5}},

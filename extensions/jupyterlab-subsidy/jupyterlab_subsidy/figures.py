@@ -79,12 +79,13 @@ def severity(project: dict[str, Any]) -> str:
     return {0: "ok", 1: "warning", 2: "critical"}[top]
 
 
-def allowance_line(allowance: dict[str, Any]) -> str:
-    """A course student's week: ``1.50 of 4 GPU-h this week``."""
-    week = allowance.get("gpu_hours_per_week")
+def week_line(project: dict[str, Any]) -> str:
+    """A member's week of GPU-hours: ``1.50 of 4 GPU-h this week``."""
+    week = project.get("quota", {}).get("gpu_hours_per_week")
     if week is None:
         return "no weekly GPU-hour limit"
-    return f"{allowance['gpu_hours_used_week']} of {week} GPU-h this week"
+    used = project.get("usage", {}).get("gpu_hours_per_week", "0.00")
+    return f"{used} of {week} GPU-h this week"
 
 
 def status_line(project: dict[str, Any]) -> str:
@@ -92,8 +93,8 @@ def status_line(project: dict[str, Any]) -> str:
 
     A course's student gets their allowance instead: ``comp1 · 1.50 of 4 GPU-h this week``.
     """
-    if "allowance" in project:
-        return f"{project['slug']} · {allowance_line(project['allowance'])}"
+    if project.get("student"):
+        return f"{project['slug']} · {week_line(project)}"
     parts = [str(project["slug"]), str(project["balance_display"])]
     left = duration(project.get("time_left_seconds"))
     if left is not None:

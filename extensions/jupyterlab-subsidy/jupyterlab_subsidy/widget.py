@@ -21,13 +21,13 @@ import ipywidgets
 
 from jupyterlab_subsidy.figures import (
     NO_MATH,
-    allowance_line,
     choose_project,
     duration,
     money,
     severity,
     status_line,
     symbol_of,
+    week_line,
 )
 from jupyterlab_subsidy.kernel import KernelClient, SubsidyError
 
@@ -54,15 +54,17 @@ def _warning_text(project: dict[str, Any], warning: dict[str, Any]) -> str:
     return str(warning["message"])
 
 
-def _allowance_rows(allowance: dict[str, Any]) -> list[tuple[str, str]]:
-    """A course student's rows: their weekly GPU-hours and limits, not the course's money."""
-    session = allowance.get("max_session_hours")
-    profiles = allowance.get("profiles")
-    return [
-        ("GPU-hours", allowance_line(allowance)),
-        ("Longest session", "no limit" if session is None else f"{session} h"),
-        ("Profiles", "all" if profiles is None else ", ".join(profiles)),
-    ]
+def _limit_rows(project: dict[str, Any], declared: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A course student's rows: their limits (labels and units as the service declares them)
+    and this week's GPU-hours, not the course's money."""
+    rows = [("GPU-hours", week_line(project))]
+    for limit in declared:
+        value = project.get("quota", {}).get(limit["name"])
+        if value is None or limit["name"] == "gpu_hours_per_week":
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else f"{value} {limit['unit']}"
+        rows.append((limit["label"], shown))
+    return rows
 
 
 def _balance_rows(project: dict[str, Any], symbol: str) -> list[tuple[str, str]]:
@@ -96,8 +98,8 @@ def render_balance(me: dict[str, Any], preferred: str | None, server_name: str =
         )
     symbol = symbol_of(project)
     level = severity(project)
-    if "allowance" in project:
-        rows = _allowance_rows(project["allowance"])
+    if project.get("student"):
+        rows = _limit_rows(project, me.get("limits", []))
     else:
         rows = _balance_rows(project, symbol)
     own = next(

@@ -7,73 +7,25 @@
  * used in `balance_display`, so there is no second table of currencies to drift.
  */
 
-export interface IWarning {
-  code: string;
-  level: 'warning' | 'critical' | string;
-  message: string;
-  at?: string;
-  threshold?: string;
-}
-
-export interface IQuota {
-  max_gpus: number | null;
-  member_max_gpus: number | null;
-  gpu_hours_per_week: string | null;
-  max_session_hours: string | null;
-  profiles: string[] | null;
-  gpu_types: string[] | null;
-}
-
-/** A course student's week; they get this instead of the course's money. */
-export interface IAllowance {
-  gpu_hours_per_week: string | null;
-  gpu_hours_used_week: string;
-  gpu_hours_left_week: string | null;
-  max_session_hours: string | null;
-  max_gpus: number | null;
-  profiles: string[] | null;
-}
+import type { components } from './api';
 
 /**
- * A project in `GET me`. For a course's student the money fields (allocated … quota, usage)
- * are absent and `allowance` is given: check `allowance` before reading them.
+ * The service's answers, as its OpenAPI declares them: `src/api.d.ts` is generated from
+ * `openapi.json` at build time (`npm run api`), and a test fails when that file no longer
+ * matches the service, so these types cannot drift from what the service sends.
  */
-export interface IProject {
-  slug: string;
-  name: string;
-  role: string | null;
-  currency: string;
-  subsidy_rate: string;
-  allocated: string;
-  balance: string;
-  available: string;
-  held: string;
-  burn_rate_per_hour: string;
-  list_rate_per_hour: string;
-  time_left_seconds: number | null;
-  exhaustion_at: string | null;
-  balance_display: string;
-  running_servers: number;
-  gpus_in_use: number;
-  quota: IQuota;
-  warnings: IWarning[];
-  usage?: { gpus_in_use: number; gpu_hours_week: string };
-  allowance?: IAllowance;
-}
-
-export interface ISession {
-  id: number;
-  user: string;
-  server_name: string;
-  project: string;
-  profile: string;
-  gpu_count: number;
-  started: string;
-  list_rate_per_hour: string;
-  subsidy_rate_per_hour: string;
-  cost: { list: string; subsidy: string; copay: string };
-  max_stop_at: string | null;
-}
+type Schemas = components['schemas'];
+export type IWarning = Schemas['Warning'];
+/** One quota or limit as the service declares it (`GET me` → `limits`). */
+export type ILimit = Schemas['LimitDeclaration'];
+/** Limits by name: a count, hours as a decimal string, names, or null for none. */
+export type IQuota = Schemas['ProjectSummary']['quota'];
+/**
+ * A project in `GET me`. For a course's student (`student`) the money fields (allocated …
+ * gpus_in_use) are absent: they see their limits (`quota`) and their use of them (`usage`).
+ */
+export type IProject = Schemas['ProjectSummary'];
+export type ISession = Schemas['Session'];
 
 /** This server, as the server extension describes it. */
 export interface IServer {
@@ -83,15 +35,8 @@ export interface IServer {
   profile: string | null;
 }
 
-export interface IMe {
-  user: string;
-  admin: boolean;
-  at: string;
-  currency: string;
-  projects: IProject[];
-  sessions: ISession[];
-  server: IServer;
-}
+/** `GET me` as the server extension passes it on, with this server added. */
+export type IMe = Schemas['Me'] & { server: IServer };
 
 export type Severity = 'ok' | 'warning' | 'critical';
 
@@ -222,17 +167,18 @@ export function warningText(project: IProject, warning: IWarning): string {
 }
 
 /** `1.50 of 4 GPU-h this week`, or that there is no weekly limit. */
-export function allowanceLine(allowance: IAllowance): string {
-  if (allowance.gpu_hours_per_week === null) {
+export function weekLine(project: IProject): string {
+  const week = project.quota.gpu_hours_per_week;
+  if (week === null || week === undefined) {
     return 'no weekly GPU-hour limit';
   }
-  return `${allowance.gpu_hours_used_week} of ${allowance.gpu_hours_per_week} GPU-h this week`;
+  return `${project.usage?.gpu_hours_per_week ?? '0.00'} of ${week} GPU-h this week`;
 }
 
 /** `demo · HK$412.30 · 11 h 24 m left`; a course's student: `comp1 · 1.50 of 4 GPU-h this week`. */
 export function statusLine(project: IProject): string {
-  if (project.allowance) {
-    return `${project.slug} · ${allowanceLine(project.allowance)}`;
+  if (project.student) {
+    return `${project.slug} · ${weekLine(project)}`;
   }
   const parts = [project.slug, project.balance_display];
   const left = duration(project.time_left_seconds);

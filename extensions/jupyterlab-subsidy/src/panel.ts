@@ -11,12 +11,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import {
-  IAllowance,
+  ILimit,
   IMe,
   IProject,
   ISession,
   Severity,
-  allowanceLine,
+  weekLine,
   chooseProject,
   clock,
   duration,
@@ -97,6 +97,55 @@ function bar(
 function row(term: string, value: string, title?: string): HTMLElement[] {
   const definition = h('dd', title ? { title } : {}, value);
   return [h('dt', {}, term), definition];
+}
+
+/** A number of a limit's unit as shown: hours to one decimal, counts whole. */
+function amountOf(value: number, declared: ILimit): string {
+  return declared.kind === 'hours' ? value.toFixed(1) : String(value);
+}
+
+/**
+ * A bar per count or hours limit in force, from the service's declarations: used (from
+ * `usage`, or this server's running time for a per-server limit) of the limit.
+ */
+function limitBars(
+  project: IProject,
+  declared: ILimit[],
+  session: ISession | null
+): HTMLElement[] {
+  const bars: HTMLElement[] = [];
+  for (const d of declared) {
+    const limit = project.quota[d.name];
+    if (d.kind === 'names' || limit === null || limit === undefined) {
+      continue;
+    }
+    const used =
+      d.measure === 'server_ms'
+        ? session && (Date.now() - Date.parse(session.started)) / 3_600_000
+        : project.usage?.[d.name];
+    if (used === null || used === undefined) {
+      continue;
+    }
+    const value = Number(used);
+    bars.push(
+      bar(
+        d.label,
+        value,
+        Number(limit),
+        `${amountOf(value, d)} of ${limit} ${d.unit}`
+      )
+    );
+  }
+  return bars;
+}
+
+/** A row per limit on names (profiles, GPU types) in force. */
+function limitTerms(project: IProject, declared: ILimit[]): HTMLElement[] {
+  return declared
+    .filter(d => d.kind === 'names' && project.quota[d.name] !== null)
+    .flatMap(d =>
+      row(d.label, (project.quota[d.name] as string[]).join(', ') || 'none')
+    );
 }
 
 /** One UTC day of a project's spending, as `GET me/spending` gives it. */
@@ -292,7 +341,7 @@ export class SubsidyPanel extends Widget {
       for (const project of ordered) {
         if (project) {
           children.push(
-            this._project(project, project === own ? session : null)
+            this._project(project, me.limits, project === own ? session : null)
           );
         }
       }
@@ -306,34 +355,12 @@ export class SubsidyPanel extends Widget {
     );
   }
 
-  /** A course's student: their weekly GPU-hours and limits, not the course's money. */
-  private _allowance(
+  /** A course's student: their limits and their use of them, not the course's money. */
+  private _student(
     project: IProject,
-    allowance: IAllowance,
+    declared: ILimit[],
     session: ISession | null
   ): HTMLElement {
-    const bars: HTMLElement[] = [];
-    if (allowance.gpu_hours_per_week !== null) {
-      bars.push(
-        bar(
-          'GPU-hours this week',
-          Number(allowance.gpu_hours_used_week),
-          Number(allowance.gpu_hours_per_week),
-          allowanceLine(allowance)
-        )
-      );
-    }
-    if (session && allowance.max_session_hours !== null) {
-      const hours = (Date.now() - Date.parse(session.started)) / 3_600_000;
-      bars.push(
-        bar(
-          'This session',
-          hours,
-          Number(allowance.max_session_hours),
-          `${hours.toFixed(1)} of ${allowance.max_session_hours} h`
-        )
-      );
-    }
     return h(
       'section',
       {
@@ -350,32 +377,36 @@ export class SubsidyPanel extends Widget {
             h('li', { 'data-level': w.level }, warningText(project, w))
           )
         ),
-      h(
-        'dl',
-        {},
-        ...row(
-          'Profiles',
-          allowance.profiles === null ? 'all' : allowance.profiles.join(', ')
-        ),
-        ...row(
-          'Longest session',
-          allowance.max_session_hours === null
-            ? 'no limit'
-            : `${allowance.max_session_hours} h`
-        )
-      ),
-      h('h4', {}, 'Your allowance'),
-      ...bars
+      h('dl', {}, ...limitTerms(project, declared)),
+      h('h4', {}, `Your allowance · ${weekLine(project)}`),
+      ...limitBars(project, declared, session)
     );
   }
 
-  private _project(project: IProject, session: ISession | null): HTMLElement {
-    if (project.allowance) {
-      return this._allowance(project, project.allowance, session);
+  private _project(
+    project: IProject,
+    declared: ILimit[],
+    session: ISession | null
+  ): HTMLElement {
+    const { allocated: allocatedText, balance: balanceText } = project;
+    const { available, burn_rate_per_hour: burn } = project;
+    // The service sends the money fields to everyone but a course's student.
+    if (
+      project.student ||
+      allocatedText === null ||
+      allocatedText === undefined ||
+      balanceText === null ||
+      balanceText === undefined ||
+      available === null ||
+      available === undefined ||
+      burn === null ||
+      burn === undefined
+    ) {
+      return this._student(project, declared, session);
     }
     const symbol = symbolOf(project);
-    const allocated = toMicro(project.allocated);
-    const balance = toMicro(project.balance);
+    const allocated = toMicro(allocatedText);
+    const balance = toMicro(balanceText);
     const left = duration(project.time_left_seconds);
     const copay = this._copay.get(project.slug)?.copay;
     const terms: HTMLElement[] = [
@@ -384,7 +415,7 @@ export class SubsidyPanel extends Widget {
       ...row('Left', money(balance, symbol)),
       ...row(
         'Available',
-        money(project.available, symbol),
+        money(available, symbol),
         'Left, less what running servers hold for their minimum billable period'
       ),
       ...row(
@@ -393,7 +424,7 @@ export class SubsidyPanel extends Widget {
       ),
       ...row(
         'Burn rate',
-        `${money(project.burn_rate_per_hour, symbol)}/h (${project.running_servers} server${project.running_servers === 1 ? '' : 's'})`
+        `${money(burn, symbol)}/h (${project.running_servers} server${project.running_servers === 1 ? '' : 's'})`
       ),
       ...row(
         'Time left',
@@ -411,52 +442,8 @@ export class SubsidyPanel extends Widget {
         )
       );
     }
-    const quota = project.quota;
-    const bars: HTMLElement[] = [];
-    if (quota.max_gpus !== null) {
-      bars.push(
-        bar(
-          'Project GPUs',
-          project.gpus_in_use,
-          quota.max_gpus,
-          `${project.gpus_in_use} of ${quota.max_gpus}`
-        )
-      );
-    }
-    const usage = project.usage;
-    if (usage && quota.member_max_gpus !== null) {
-      bars.push(
-        bar(
-          'Your GPUs',
-          usage.gpus_in_use,
-          quota.member_max_gpus,
-          `${usage.gpus_in_use} of ${quota.member_max_gpus}`
-        )
-      );
-    }
-    if (usage && quota.gpu_hours_per_week !== null) {
-      const limit = Number(quota.gpu_hours_per_week);
-      bars.push(
-        bar(
-          'GPU-hours this week',
-          Number(usage.gpu_hours_week),
-          limit,
-          `${usage.gpu_hours_week} of ${quota.gpu_hours_per_week} h`
-        )
-      );
-    }
-    if (session && quota.max_session_hours !== null) {
-      const hours = (Date.now() - Date.parse(session.started)) / 3_600_000;
-      const limit = Number(quota.max_session_hours);
-      bars.push(
-        bar(
-          'This session',
-          hours,
-          limit,
-          `${hours.toFixed(1)} of ${quota.max_session_hours} h`
-        )
-      );
-    }
+    terms.push(...limitTerms(project, declared));
+    const bars = limitBars(project, declared, session);
     if (bars.length === 0) {
       bars.push(
         h(

@@ -20,11 +20,13 @@ Design, in the order a newcomer asks about it:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from subsidyhub.cli import (
     audit,
@@ -44,6 +46,7 @@ from subsidyhub.errors import InvalidInput, SubsidyError
 from subsidyhub.settings import CONFIG_ENV, ConfigError
 
 CONFIG_OPTION = "--config"
+DEBUG_ENV = "SUBSIDYHUB_DEBUG"
 
 
 def hoist_config(args: list[str]) -> list[str]:
@@ -99,6 +102,20 @@ class SubsidyHubGroup(TyperGroup):
             message = error.message if isinstance(error, CliError | SubsidyError) else str(error)
             typer.echo(f"error: {' '.join(message.split())}", err=True)
             raise typer.Exit(_exit_code(error)) from None
+        except (TyperException, typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            # A bug, not bad input: still one line, and nothing half-written (every command's
+            # writes are one transaction, rolled back by the exception).
+            if os.environ.get(DEBUG_ENV):
+                raise
+            detail = " ".join(str(error).split())[:200]
+            typer.echo(
+                f"error: unexpected {type(error).__name__}: {detail} (nothing was changed; "
+                f"this is a bug, please report it; {DEBUG_ENV}=1 shows the traceback)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

@@ -9,15 +9,20 @@ writes exactly that in one transaction (see :mod:`subsidyhub.ledger.courses`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from subsidyhub import limits, shapes
 from subsidyhub.cli import output, values
 from subsidyhub.cli.context import CliError, Invocation
+from subsidyhub.cli.limit_options import with_limit_options
 from subsidyhub.cli.projects import JsonFlag, Slug, SubsidyRate
 from subsidyhub.ledger import courses, projects
 from subsidyhub.ledger.db import now_ms
+
+WEEK = limits.get("gpu_hours_per_week")
+LONGEST = limits.get("max_session_hours")
 
 app = typer.Typer(
     help="Teaching labs: create a course, enrol its students from a roster CSV, show their use.",
@@ -26,6 +31,7 @@ app = typer.Typer(
 
 
 @app.command("create")
+@with_limit_options(limits.LIMITS, "course create")
 def create(
     ctx: typer.Context,
     slug: Annotated[
@@ -43,40 +49,7 @@ def create(
             help="JupyterHub user name of a lecturer, who manages the course (repeatable).",
         ),
     ],
-    gpu_hours_per_week: Annotated[
-        str | None,
-        typer.Option(
-            "--gpu-hours-per-week",
-            metavar="HOURS",
-            help="GPU-hours each student may use in a rolling week, e.g. 4, or 'none'. "
-            "Default: the config's default.",
-        ),
-    ] = None,
-    max_session_hours: Annotated[
-        str | None,
-        typer.Option(
-            "--max-session-hours",
-            metavar="HOURS",
-            help="Longest a student's server may run, e.g. 2, or 'none'. Default: the config's.",
-        ),
-    ] = None,
-    profiles: Annotated[
-        str | None,
-        typer.Option(
-            "--profiles",
-            metavar="A,B",
-            help="Profiles students may start, comma-separated slugs (e.g. cpu-small,gpu-1). "
-            "Default: all.",
-        ),
-    ] = None,
-    member_max_gpus: Annotated[
-        str | None,
-        typer.Option(
-            "--max-gpus-per-student",
-            metavar="N",
-            help="GPUs one student may use at once, or 'none'. Default: the config's.",
-        ),
-    ] = None,
+    quota: dict[str, str],
     subsidy_rate: SubsidyRate = None,
     org: Annotated[
         str | None,
@@ -85,21 +58,13 @@ def create(
         ),
     ] = None,
 ) -> None:
-    """Create a course with its lecturers as managers and each student's allowance.
+    """Create a course with its lecturers as managers and each student's allowance (the
+    course's limits: --member-max-gpus, --gpu-hours-per-week … apply to each student).
 
     Example:
       subsidyhub admin course create comp3340 --name "COMP3340 Deep Learning" \\
         --lecturer drwong --gpu-hours-per-week 4 --max-session-hours 2 --profiles cpu-small,gpu-1
     """
-    allowance: dict[str, Any] = {}
-    if gpu_hours_per_week is not None:
-        allowance["gpu_hours_per_week"] = values.hours_limit(gpu_hours_per_week)
-    if max_session_hours is not None:
-        allowance["max_session_hours"] = values.hours_limit(max_session_hours)
-    if profiles is not None:
-        allowance["profiles"] = values.name_list(profiles)
-    if member_max_gpus is not None:
-        allowance["member_max_gpus"] = values.count_limit(member_max_gpus, "--max-gpus-per-student")
     bp = None if subsidy_rate is None else values.subsidy_bp(subsidy_rate)
     run: Invocation = ctx.obj
     with run.database().write() as session:
@@ -111,16 +76,16 @@ def create(
             name=name,
             lecturers=lecturers,
             at_ms=now_ms(),
-            allowance=projects.QuotaChange(**allowance),
+            allowance=quota,
             subsidy_bp=bp,
             organisation=org,
         )
-        quota = projects.describe_quota(project)
+        quota = shapes.describe_quota(project)
         managers = [m.username for m in projects.members_of(session, project)]
     typer.echo(
         f"Created course {slug} ({project.name}), lecturers {', '.join(managers)}. Each student:"
     )
-    for line in output.quota_lines(quota)[1:5]:
+    for line in output.quota_lines(quota):
         typer.echo(f"  {line}")
     typer.echo(
         f"Give it money with: subsidyhub admin allocate {slug} AMOUNT; "
@@ -212,7 +177,7 @@ def enrol(
     rows = _diff_rows(plan)
     if rows:
         output.print_table(["Change", "User", "Name", "Email", "Detail"], rows)
-    typer.echo(plan.summary())
+    typer.echo(plan.summary() if plan.applied else f"{plan.summary()} Run again with --apply.")
 
 
 @app.command("show")
@@ -238,9 +203,9 @@ def show(ctx: typer.Context, slug: Slug, as_json: JsonFlag = False) -> None:
                 s["email"],
                 "lecturer" if s["role"] == "manager" else "student",
                 s["source"],
-                s["allowance"]["gpu_hours_used_week"],
-                output.limit(s["allowance"]["gpu_hours_per_week"]),
-                output.limit(s["allowance"]["max_session_hours"]),
+                s["usage"]["gpu_hours_per_week"],
+                output.limit_text(s["quota_in_force"]["gpu_hours_per_week"], WEEK),
+                output.limit_text(s["quota_in_force"]["max_session_hours"], LONGEST),
             ]
             for s in found
         ),

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from subsidyhub.limits import LIMITS, MEMBER_LIMITS, Limit
+
 NONE = "-"
 PIPED_WIDTH = 1000
 
@@ -38,15 +40,6 @@ def print_table(
     console.print(table)
 
 
-def limit(value: object, unit: str = "") -> str:
-    """A quota value as people read it: ``unlimited`` for None."""
-    if value is None:
-        return "unlimited"
-    if isinstance(value, list):
-        return ", ".join(value) if value else "(none allowed)"
-    return f"{value}{unit}"
-
-
 def duration(seconds: int | None) -> str:
     """Time left as ``2d 4h``, ``5h 12m`` or ``12m``; ``-`` when nothing is burning."""
     if seconds is None:
@@ -61,30 +54,24 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}m"
 
 
-def quota_lines(quota: dict[str, Any]) -> list[str]:
-    """A project's quota (``describe_quota`` or a summary's ``quota``) as labelled lines."""
-    return [
-        f"max GPUs at once: {limit(quota['max_gpus'])}",
-        f"max GPUs per member: {limit(quota['member_max_gpus'])}",
-        f"GPU-hours per week per member: {limit(quota['gpu_hours_per_week'])}",
-        f"max session length: {limit(quota['max_session_hours'], ' h')}",
-        f"profiles: {limit(quota['profiles']) if quota['profiles'] is not None else 'all'}",
-        f"GPU types: {limit(quota['gpu_types']) if quota['gpu_types'] is not None else 'all'}",
-    ]
+def quota_lines(quota: dict[str, Any], declared: tuple[Limit, ...] = LIMITS) -> list[str]:
+    """One line per limit ("GPUs at once per member: 2"), as ``limits.show_all`` gives them."""
+    return [f"{item.label}: {limit_text(quota[item.name], item)}" for item in declared]
+
+
+def limit_text(value: Any, item: Limit) -> str:
+    """A shown limit as people read it: ``unlimited``, ``2 GPUs``, ``12 hours``, ``a, b``."""
+    if item.kind == "names":
+        return "all" if value is None else (", ".join(value) or "none")
+    return "unlimited" if value is None else f"{value} {item.unit}"
 
 
 def print_members(members: list[dict[str, Any]], *, title: str) -> None:
-    """Members as ``describe_member`` gives them; an unset cap means the project's limit."""
+    """Members as ``describe_member`` gives them; an unset limit means the project's applies."""
     print_table(
-        ["User", "Role", "Max GPUs", "GPU-h/week", "Max session h"],
+        ["User", "Role", *(item.label for item in MEMBER_LIMITS)],
         (
-            [
-                m["username"],
-                m["role"],
-                m["max_gpus"],
-                m["gpu_hours_per_week"],
-                m["max_session_hours"],
-            ]
+            [m["username"], m["role"], *(m["quota"][item.name] for item in MEMBER_LIMITS)]
             for m in members
         ),
         title=f"{title} ({NONE} = the project's limit)",

@@ -7,12 +7,15 @@ price per hour may have more digits than cents.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
+from subsidyhub import shapes
 from subsidyhub.cli import output, values
-from subsidyhub.cli.context import Invocation
+from subsidyhub.cli.context import CliError, Invocation
 from subsidyhub.cli.projects import JsonFlag
 from subsidyhub.errors import InvalidInput, NotFound
 from subsidyhub.ledger import prices
@@ -45,7 +48,10 @@ def list_prices(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             current_id: int | None = prices.current_version(session, at).id
         except NotFound:
             current_id = None
-        rows = [prices.describe(v) | {"state": _state(v, current_id, at)} for v in all_versions]
+        rows = [
+            shapes.describe_price_version(v) | {"state": _state(v, current_id, at)}
+            for v in all_versions
+        ]
     if as_json:
         output.print_json(rows)
         return
@@ -99,6 +105,14 @@ def set_prices(
         ),
     ] = None,
     note: Annotated[str, typer.Option("--note", help="Why the prices change.")] = "",
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="Apply prices that change by more than bounds.price_change_factor (10× by "
+            "default) from the price in force; without it such a change is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Add a price version: the prices in force with the given ones replaced.
 
@@ -116,7 +130,7 @@ def set_prices(
         None if effective_from is None else values.moment(effective_from, "--effective-from")
     )
     run: Invocation = ctx.obj
-    with run.database().write() as session:
+    with run.database().write() as session, _confirm_hint():
         version = prices.set_prices(
             session,
             run.settings,
@@ -127,11 +141,21 @@ def set_prices(
             memory_gib=memory,
             gpu=gpus,
             note=note,
+            confirm=confirm,
         )
-        described = prices.describe(version)
+        described = shapes.describe_price_version(version)
     typer.echo(
         f"Price version {described['version']} in force from {described['effective_from']} "
         f"({run.settings.currency} per hour): CPU core {described['cpu_core']}, memory GiB "
         f"{described['memory_gib']}, GPU {_gpu_text(version)}. Running servers keep their "
         "prices."
     )
+
+
+@contextmanager
+def _confirm_hint() -> Iterator[None]:
+    """The ledger asks for a confirmation; on the command line that is ``--confirm``."""
+    try:
+        yield
+    except prices.NeedsConfirmation as error:
+        raise CliError(f"{error.message[:-1]} with --confirm.", exit_code=2) from None

@@ -12,15 +12,16 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.orm import Session
 
+from subsidyhub import shapes
 from subsidyhub.cli import output, values
-from subsidyhub.cli.context import Invocation
+from subsidyhub.cli.context import CliError, Invocation
 from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.accounts import Account, load_account, load_accounts
 from subsidyhub.ledger.db import now_ms
 from subsidyhub.ledger.models import Organisation, Project
 from subsidyhub.ledger.summary import project_summary
-from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
+from subsidyhub.money import bp_to_fraction_string, format_money, parse_amount, to_decimal_string
 from subsidyhub.timeutil import iso
 
 app = typer.Typer(help="Create, list, show and change projects.", no_args_is_help=True)
@@ -92,7 +93,7 @@ def create(
             subsidy_bp=bp,
             kind=kind.value,
         )
-        described = projects.describe_project(project)
+        described = shapes.describe_project(project)
     typer.echo(
         f"Created project {slug} ({described['name']}): {described['kind']}, subsidy rate "
         f"{described['subsidy_rate']}. Give it money with: subsidyhub admin allocate {slug} AMOUNT"
@@ -146,9 +147,9 @@ def _details(
         "organisation": organisation.slug if organisation else None,
         "created": iso(project.created_ms),
         "allocations": [
-            projects.describe_allocation(a) for a in projects.allocations_of(session, project)
+            shapes.describe_allocation(a) for a in projects.allocations_of(session, project)
         ],
-        "members": [projects.describe_member(m) for m in projects.members_of(session, project)],
+        "members": [shapes.describe_member(m) for m in projects.members_of(session, project)],
     }
 
 
@@ -183,6 +184,12 @@ def show(ctx: typer.Context, slug: Slug, as_json: JsonFlag = False) -> None:
         f"{output.duration(details['time_left_seconds'])}, {details['running_servers']} servers, "
         f"{details['gpus_in_use']} GPUs"
     )
+    overdraft = parse_amount(details["overdraft"])
+    if overdraft:
+        typer.echo(
+            f"  overdraft {money(overdraft)}: charged beyond every allocation while servers "
+            "could not be stopped in time; the next allocation pays it first"
+        )
     typer.echo("Quota:")
     for line in output.quota_lines(details["quota"]):
         typer.echo(f"  {line}")
@@ -239,7 +246,7 @@ def update(
             status=None if status is None else status.value,
             subsidy_bp=bp,
         )
-        described = projects.describe_project(project)
+        described = shapes.describe_project(project)
     typer.echo(
         f"Updated project {slug}: name {described['name']!r}, status {described['status']}, "
         f"subsidy rate {described['subsidy_rate']}."
@@ -292,6 +299,15 @@ def allocate(
       subsidyhub admin allocate protein-folding -250 --correction --note "entered twice"
     """
     micro = values.amount(amount, allow_negative=True)
+    # The ledger's refusals name no flags (the API and admin page share them); these two do.
+    if micro < 0 and not correction:
+        raise CliError(
+            f"amount {to_decimal_string(micro)} is negative; to take funds back, add "
+            "--correction and a --note saying why",
+            exit_code=2,
+        )
+    if correction and not note.strip():
+        raise CliError("a correction needs a --note saying why it is made", exit_code=2)
     start = None if valid_from is None else values.moment(valid_from, "--from")
     end = None if valid_until is None else values.moment(valid_until, "--until")
     run: Invocation = ctx.obj
@@ -300,6 +316,7 @@ def allocate(
     with run.database().write() as session:
         allocation = projects.add_allocation(
             session,
+            run.settings,
             run.actor,
             slug,
             amount_micro=micro,

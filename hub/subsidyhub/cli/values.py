@@ -7,14 +7,10 @@ allocation needs ``--correction``, the 90% subsidy cap) stay in the ledger.
 
 from __future__ import annotations
 
-import re
-
 from subsidyhub.errors import InvalidInput
 from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
+from subsidyhub.slugs import SLUG
 from subsidyhub.timeutil import month_bounds, parse_when
-
-UNLIMITED = "none"
-_GPU_TYPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
 def amount(text: str, *, allow_negative: bool = False) -> int:
@@ -44,37 +40,13 @@ def month(text: str) -> str:
     return text.strip()
 
 
-def count_limit(text: str, name: str) -> int | None:
-    """A whole-number limit, or ``none`` for no limit."""
-    if text.strip().lower() == UNLIMITED:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {text!r} is not a whole number; give 0 or more, or 'none' for no limit"
-        ) from None
-
-
-def hours_limit(text: str) -> str | None:
-    """A limit in hours, or ``none``; the ledger checks the number and names the field."""
-    return None if text.strip().lower() == UNLIMITED else text.strip()
-
-
-def name_list(text: str) -> list[str] | None:
-    """Comma-separated names; ``none`` lifts the restriction, an empty value allows none."""
-    if text.strip().lower() == UNLIMITED:
-        return None
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
 def gpu_prices(items: list[str]) -> dict[str, int]:
     """``TYPE=PRICE`` pairs ("h800=36.00") as a map of GPU type to micro-units per GPU-hour."""
     prices: dict[str, int] = {}
     for item in items:
         gpu_type, sep, price = item.partition("=")
         gpu_type = gpu_type.strip()
-        if not sep or not _GPU_TYPE.match(gpu_type):
+        if not sep or not SLUG.matches(gpu_type):
             raise InvalidInput(
                 f"--gpu {item!r} is not TYPE=PRICE; write it like h800=36.00 "
                 "(lowercase GPU type, price per GPU-hour)"

@@ -4,14 +4,26 @@ Runs inside the JupyterHub process, so it is asynchronous and never blocks the h
 loop. It tells two failures apart, because they lead to different answers for the user: the
 service *refused* (a 4xx with its message, shown as is) or the service is *unreachable*
 (connection error, timeout, 5xx), which fails closed unless ``fail_open`` is configured.
+
+Every call waits at most ``timeout`` seconds in all (``hub.service_timeout_seconds``). An
+admission also tells the service that instant as its deadline, and the service refuses one
+it could not commit by then, so the two sides agree on a spawn the hub gave up on; the hub
+waits :data:`ANSWER_GRACE_S` more for an answer committed just before the deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from subsidyhub.timeutil import iso
+
+# How long past an admission's deadline the hub still waits for an answer in flight.
+ANSWER_GRACE_S = 1.0
 
 
 class ServiceRefused(Exception):
@@ -43,10 +55,19 @@ class SubsidyClient:
         return self._client
 
     async def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        wait_s: float | None = None,
     ) -> dict[str, Any]:
+        wait_s = self._timeout if wait_s is None else wait_s
         try:
-            response = await self.client.request(method, path, json=body)
+            async with asyncio.timeout(wait_s):
+                response = await self.client.request(method, path, json=body, timeout=wait_s)
+        except TimeoutError:
+            raise ServiceUnavailable(f"{method} {path}: no answer within {wait_s:g} s") from None
         except httpx.HTTPError as error:
             raise ServiceUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
         if response.status_code >= 500:
@@ -68,24 +89,42 @@ class SubsidyClient:
     async def offers(self, user: str) -> dict[str, Any]:
         return await self._call("GET", f"users/{user}/profiles")
 
-    async def admit(
-        self, user: str, server_name: str, profile: str, project: str | None
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _spawn(user: str, server_name: str, profile: str, project: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"user": user, "server_name": server_name, "profile": profile}
         if project:
             body["project"] = project
-        return await self._call("POST", "admissions", body)
+        return body
 
-    async def stop_server(self, user: str, server_name: str, reason: str) -> dict[str, Any] | None:
-        """Tell the service a server stopped; ``None`` when it never admitted that server."""
-        try:
-            return await self._call(
-                "POST", "servers/stop", {"user": user, "server_name": server_name, "reason": reason}
-            )
-        except ServiceRefused as refusal:
-            if refusal.status == 404:
-                return None
-            raise
+    async def admit(
+        self, user: str, server_name: str, profile: str, project: str | None
+    ) -> dict[str, Any]:
+        """Admit a spawn, by a deadline ``timeout`` from now (see the module's docstring)."""
+        deadline_ms = time.time_ns() // 1_000_000 + int(self._timeout * 1000)
+        body = self._spawn(user, server_name, profile, project)
+        body["deadline"] = iso(deadline_ms, exact=True)
+        return await self._call("POST", "admissions", body, wait_s=self._timeout + ANSWER_GRACE_S)
+
+    async def check_admission(
+        self, user: str, server_name: str, profile: str, project: str | None
+    ) -> dict[str, Any]:
+        """The policy's verdict on a spawn, writing nothing; a refusal is ``ServiceRefused``."""
+        return await self._call(
+            "POST", "admissions/dry-run", self._spawn(user, server_name, profile, project)
+        )
+
+    async def stop_server(self, user: str, server_name: str, reason: str, stopped_ms: int) -> None:
+        """Tell the service a server stopped at ``stopped_ms`` (as the hub saw it)."""
+        await self._call(
+            "POST",
+            "servers/stop",
+            {
+                "user": user,
+                "server_name": server_name,
+                "reason": reason,
+                "stopped_at": iso(stopped_ms, exact=True),
+            },
+        )
 
     async def sync_sso_groups(self, user: str, groups: list[str]) -> dict[str, Any]:
         """Make the user's SSO memberships what their identity-provider groups imply."""

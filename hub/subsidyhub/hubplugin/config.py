@@ -1,12 +1,16 @@
 """Apply SubsidyHub to a JupyterHub config object, from ``subsidyhub.yaml``.
 
-Used by the embedded ``jupyterhub_config.py`` and by the Helm chart's ``hub.extraConfig``.
-Each ``update_*`` function only sets keys (never appends to lists a deployment may own), so
-calling :func:`configure_hub` twice gives the same config.
+Used by the embedded ``jupyterhub_config.py`` (``subsidyhub up``), by the z2jh overlay
+(:mod:`subsidyhub.hubplugin.z2jh`) and, for its service, roles and scopes
+(:func:`configure_access`), by the test hub (:mod:`subsidyhub.testing.hub`), so tests run
+against the permissions production grants. Each ``update_*`` function only sets keys (never
+appends to lists a deployment may own), so calling :func:`configure_hub` twice gives the same
+config.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +19,22 @@ from typing import Any
 from subsidyhub.hubplugin.client import SubsidyClient
 from subsidyhub.hubplugin.form import image_labels, options_from_form, render_options_form
 from subsidyhub.hubplugin.hooks import SubsidyHooks
+from subsidyhub.hubplugin.kubernetes import update_kubernetes
+from subsidyhub.hubplugin.outbox import StopOutbox
 from subsidyhub.hubplugin.sso import SsoGroupSync
+from subsidyhub.names import (
+    ACCESS_SCOPE,
+    ADMIN_SCOPE,
+    ADMINS_ROLE,
+    API_PATH,
+    HUB_ADMIN_POWER_SCOPE,
+    HUB_PID_ENV,
+    SERVICE_NAME,
+    SERVICE_PREFIX,
+    SERVICE_ROLE,
+)
 from subsidyhub.settings import Settings
 
-SERVICE_NAME = "subsidy"
-ADMIN_SCOPE = "custom:subsidy:admin"
-HUB_ADMIN_POWER_SCOPE = "admin:users"
-SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 TEMPLATES = Path(__file__).with_name("templates")
 
 
@@ -32,6 +45,8 @@ class HubPlan:
     service_url: str
     service_token: str
     config_path: str | None = None
+    # The hub's data directory: the managed service's too, and where the stop outbox lives
+    # unless hub.outbox_dir says otherwise. None: the hub's working directory.
     data_dir: str | None = None
     manage_service: bool = True
     subsidy_admins: tuple[str, ...] = ()
@@ -39,7 +54,7 @@ class HubPlan:
 
     @property
     def api_url(self) -> str:
-        return self.service_url.rstrip("/") + SERVICE_PREFIX + "api/v1/"
+        return f"{self.service_url.rstrip('/')}{SERVICE_PREFIX}{API_PATH}/"
 
 
 def _existing(value: Any, kind: type) -> Any:
@@ -65,6 +80,9 @@ def update_service(c: Any, plan: HubPlan) -> None:
             environment["SUBSIDYHUB_CONFIG"] = plan.config_path
         if plan.data_dir:
             environment["SUBSIDYHUB_DATA_DIR"] = plan.data_dir
+        # The config is loaded by the hub process that starts the service: the service ends
+        # with it, even when it is killed (service/lifeline.py).
+        environment[HUB_PID_ENV] = str(os.getpid())
         service["command"] = [sys.executable, "-m", "subsidyhub.service"]
         service["environment"] = environment
     c.JupyterHub.services = [
@@ -79,25 +97,24 @@ def update_roles(c: Any, plan: HubPlan) -> None:
             "description": "Administer SubsidyHub: projects, allocations, prices, quotas."
         }
     }
-    access = f"access:services!service={SERVICE_NAME}"
     roles = {
-        "subsidy-service": {
-            "name": "subsidy-service",
+        SERVICE_ROLE: {
+            "name": SERVICE_ROLE,
             "description": "The subsidy service: list users and servers, stop servers.",
             "scopes": ["list:users", "read:users", "read:servers", "servers"],
             "services": [SERVICE_NAME],
         },
         # The environment notes' scope trap: a server token only gets scopes its user holds,
         # so the access scope goes on both the user and the server role.
-        "user": {"name": "user", "scopes": ["self", access]},
+        "user": {"name": "user", "scopes": ["self", ACCESS_SCOPE]},
         "server": {
             "name": "server",
-            "scopes": ["users:activity!user", "access:servers!server", access],
+            "scopes": ["users:activity!user", "access:servers!server", ACCESS_SCOPE],
         },
-        "subsidy-admins": {
-            "name": "subsidy-admins",
+        ADMINS_ROLE: {
+            "name": ADMINS_ROLE,
             "description": "Centre admins of SubsidyHub.",
-            "scopes": [ADMIN_SCOPE, access],
+            "scopes": [ADMIN_SCOPE, ACCESS_SCOPE],
             "users": list(plan.subsidy_admins),
         },
     }
@@ -151,11 +168,9 @@ def update_backend(c: Any, settings: Settings) -> None:
     """Apply ``backend``: ``local`` keeps the deployment's spawner (the embedded default picks
     LocalGPUSpawner), ``kubernetes`` and ``docker`` configure theirs from the profiles.
 
-    Imported on use: KubeSpawner and DockerSpawner are optional extras.
+    The Docker backend is imported on use: DockerSpawner is an optional extra.
     """
     if settings.backend == "kubernetes":
-        from subsidyhub.hubplugin.kubernetes import update_kubernetes
-
         update_kubernetes(c, settings)
     elif settings.backend == "docker":
         from subsidyhub.hubplugin.docker import update_docker
@@ -178,11 +193,30 @@ def update_sso(c: Any, settings: Settings, client: SubsidyClient) -> None:
     c.Authenticator.post_auth_hook = SsoGroupSync(client, previous if callable(previous) else None)
 
 
-def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
-    client = SubsidyClient(plan.api_url, plan.service_token)
-    hooks = SubsidyHooks(settings, client)
+def configure_access(c: Any, plan: HubPlan) -> None:
+    """The service, its role, the users' access to it and the admin scope: what any hub in
+    front of the subsidy service grants, test hubs included."""
     update_service(c, plan)
     update_roles(c, plan)
+
+
+def outbox_dir(settings: Settings, plan: HubPlan) -> Path:
+    """Where undelivered stop notices are kept: ``hub.outbox_dir``, else in the data directory."""
+    if settings.hub.outbox_dir is not None:
+        return settings.hub.outbox_dir.resolve()
+    return (Path(plan.data_dir or ".") / "subsidy-stop-outbox").resolve()
+
+
+def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
+    client = SubsidyClient(
+        plan.api_url, plan.service_token, timeout=settings.hub.service_timeout_seconds
+    )
+    outbox = StopOutbox(outbox_dir(settings, plan), client)
+    # JupyterHub loads its config inside its event loop: notices kept across a restart are
+    # delivered from the start.
+    outbox.start()
+    hooks = SubsidyHooks(settings, client, outbox)
+    configure_access(c, plan)
     update_spawner(c, settings, hooks, client)
     update_backend(c, settings)
     update_templates(c)

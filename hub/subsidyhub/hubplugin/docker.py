@@ -28,7 +28,7 @@ from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
 from traitlets import Unicode
 
-from subsidyhub.hubplugin.kubernetes import memory_bytes
+from subsidyhub.hubplugin.resources import memory_bytes
 from subsidyhub.hubplugin.spawn_exception import SpawnException
 from subsidyhub.hubplugin.spawners import ExclusiveGpus
 from subsidyhub.settings import Docker, Profile, Settings

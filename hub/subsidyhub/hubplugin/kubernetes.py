@@ -38,12 +38,11 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from subsidyhub.catalog import minimum_driver_major
+from subsidyhub.hubplugin.resources import GIB, MIB, memory_bytes
 from subsidyhub.settings import Kubernetes, Profile, Settings
 
 GPU_RESOURCE = "nvidia.com/gpu"
 SHM_VOLUME = "subsidyhub-shm"
-GIB = 1024**3
-MIB = 1024**2
 
 KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
 
@@ -54,12 +53,6 @@ def cpu_quantity(cores: Decimal) -> str:
         return str(int(cores))
     millis = (cores * 1000).to_integral_value(rounding=ROUND_CEILING)
     return f"{int(millis)}m"
-
-
-def memory_bytes(gib: Decimal) -> int:
-    """GiB (as written in subsidyhub.yaml) → bytes, rounded up to a whole MiB."""
-    mib = (gib * 1024).to_integral_value(rounding=ROUND_CEILING)
-    return int(mib) * MIB
 
 
 def memory_quantity(gib: Decimal) -> str:
@@ -272,38 +265,6 @@ def update_kubernetes(c: Any, settings: Settings) -> None:
     c.KubeSpawner.profile_list = profile_list(settings)
     if settings.kubernetes.namespace:
         c.KubeSpawner.namespace = settings.kubernetes.namespace
-
-
-def configure_z2jh(c: Any, custom: Mapping[str, Any] | None = None) -> None:
-    """The z2jh ``hub.extraConfig`` entry point (see helm/jupyterhub-values.yaml).
-
-    ``custom`` is z2jh's ``custom.subsidyhub``: ``fullname`` and ``port`` of the subsidyhub
-    chart's Service (default ``subsidyhub``, 8000; same namespace) and ``admins``. z2jh has
-    already turned ``hub.services.subsidy`` into a ``c.JupyterHub.services`` entry with the
-    token it generated (and publishes in its hub Secret, where the subsidyhub chart reads it);
-    the service runs as its own Deployment, so the hub does not manage it.
-    ``SUBSIDYHUB_CONFIG`` names the subsidyhub.yaml mounted from the subsidyhub chart's ConfigMap.
-    """
-    from subsidyhub.hubplugin.config import SERVICE_NAME, HubPlan, configure_hub
-    from subsidyhub.settings import load_settings
-
-    custom = dict(custom or {})
-    services = c.JupyterHub.services if isinstance(c.JupyterHub.services, list) else []
-    entry = next((s for s in services if s.get("name") == SERVICE_NAME), None)
-    if entry is None or not entry.get("api_token"):
-        raise RuntimeError(
-            f"hub.services.{SERVICE_NAME} is missing from the z2jh values (it may be empty: z2jh "
-            "generates its token); see helm/jupyterhub-values.yaml and docs/deploy-kubernetes.md"
-        )
-    service_url = f"http://{custom.get('fullname') or 'subsidyhub'}:{custom.get('port') or 8000}"
-    settings = load_settings()
-    plan = HubPlan(
-        service_url=service_url,
-        service_token=entry["api_token"],
-        manage_service=False,
-        subsidy_admins=tuple(custom.get("admins") or ()),
-    )
-    configure_hub(c, settings, plan)
 
 
 def _container_name(ref: str) -> str:

@@ -5,11 +5,14 @@ with a per-user home under the data directory, like JupyterHub's SimpleLocalProc
 On top it assigns GPUs from the host's pool (NVML or ``local.gpus``): ``CUDA_VISIBLE_DEVICES``
 names exactly the server's GPUs (empty for CPU profiles, so they see none), the assignment
 is saved in the spawner's state so a hub restart does not hand a busy GPU out again, and a
-spawn that finds too few free GPUs fails with a message saying who holds them.
+spawn that finds too few free GPUs fails with a message saying who holds them. A stopping
+server is watched every :data:`DEATH_POLL_S`, not with JupyterHub's back-off to seconds:
+the instant the hub sees it end is the stop the ledger charges to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -18,6 +21,8 @@ from traitlets import Dict, HasTraits, Integer, List, Unicode, default
 
 from subsidyhub.hubplugin.gpus import GpuPool, PoolExhausted, discover_gpus, shared_pool
 from subsidyhub.hubplugin.spawn_exception import SpawnException
+
+DEATH_POLL_S = 0.05
 
 
 class ExclusiveGpus(HasTraits):
@@ -122,3 +127,13 @@ class LocalGPUSpawner(ExclusiveGpus, SimpleLocalProcessSpawner):
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
         self.release_gpus()
+
+    async def wait_for_death(self, timeout: float = 10) -> bool:  # noqa: ASYNC109 (JupyterHub's)
+        """Whether the process ended within ``timeout`` seconds, looked at every 50 ms."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.poll() is None:  # noqa: ASYNC110 (no event for a pid's end)
+                    await asyncio.sleep(DEATH_POLL_S)
+        except TimeoutError:
+            return False
+        return True

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.models import Allocation, Charge, Hold, Project, SpawnSession
 from subsidyhub.ledger.pricing import accrued, subsidy_rate_per_hour
-from subsidyhub.money import MS_PER_HOUR
+from subsidyhub.timeutil import MS_PER_HOUR
 
 
 class Drawable(Protocol):
@@ -315,3 +315,17 @@ def verify(session: Session) -> list[Discrepancy]:
         if cached != entries:
             problems.append(Discrepancy(project.id, cached, entries))
     return problems
+
+
+def charged_by_project(session: Session) -> dict[int, tuple[int, int]]:
+    """(list, subsidy) charged so far per project id, from the sessions' running totals."""
+    return {
+        row[0]: (int(row[1] or 0), int(row[2] or 0))
+        for row in session.execute(
+            select(
+                SpawnSession.project_id,
+                func.sum(SpawnSession.charged_list_micro),
+                func.sum(SpawnSession.charged_subsidy_micro),
+            ).group_by(SpawnSession.project_id)
+        )
+    }

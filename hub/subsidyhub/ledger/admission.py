@@ -5,38 +5,47 @@ rates fixed) and the hold, all in one serialised transaction: the project row is
 PostgreSQL and SQLite runs ``BEGIN IMMEDIATE``, so racing spawns see each other's holds and
 never exceed a cap or the balance. ``stop`` writes the final charge and releases the hold;
 stopping twice is harmless.
+
+The stop the hub saw is the one recorded (:func:`record_stop`), even when its notice comes
+late: a tick that charged past it is reversed, and a stop the service placed on its own
+(reconciliation's estimate, an enforced or superseded stop) is moved to it. Every such
+correction is audited.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from subsidyhub import limits
 from subsidyhub.errors import InvalidInput, NotFound, Refused
-from subsidyhub.ledger import prices
+from subsidyhub.ledger import audit, prices
 from subsidyhub.ledger.accounts import Account, load_account
-from subsidyhub.ledger.metering import charge_one
+from subsidyhub.ledger.metering import CORRECTION, USAGE, charge_one, recharge
 from subsidyhub.ledger.models import Hold, Member, Project, SpawnSession
 from subsidyhub.ledger.policy import (
     Decision,
     ProjectFacts,
-    Quota,
     SpawnRequest,
     Usage,
     decide,
     is_student,
 )
-from subsidyhub.ledger.pricing import PriceList, Resources, cost_for, list_rate_per_hour
+from subsidyhub.ledger.pricing import PriceList, cost_for, list_rate_per_hour, resources_of
 from subsidyhub.ledger.projects import get_member, get_project, projects_of
-from subsidyhub.money import MS_PER_HOUR
+from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Profile, Settings
+from subsidyhub.timeutil import WEEK_MS, iso
 
-WEEK_MS = 7 * 24 * MS_PER_HOUR
+# Reconciliation closes a session whose server the hub no longer lists: an estimate, which
+# the hub's own stop notice replaces in either direction.
+RECONCILED = "reconciled"
+# How far past the service's now a reported stop may lie: the hub's host clock may run ahead.
+STOP_SKEW_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,37 +65,18 @@ class Admission:
     superseded_session_id: int | None = None
 
 
-def resources_of(profile: Profile) -> Resources:
-    return Resources(profile.cpu, profile.memory_gib, profile.gpu_type, profile.gpu_count)
-
-
 def hold_for(price_list: PriceList, profile: Profile, subsidy_bp: int, settings: Settings) -> int:
     """The subsidy a profile burns in the minimum billable period: what a spawn must hold."""
     rate = list_rate_per_hour(price_list, resources_of(profile))
     return cost_for(rate, subsidy_bp, settings.metering.min_start_ms).subsidy
 
 
-def effective_quota(project: Project, member: Member | None) -> Quota:
-    """Project quotas with the member's own caps taking precedence where set."""
-    week = project.gpu_ms_per_week
-    longest = project.max_session_ms
-    member_gpus = project.member_max_gpus
-    if member is not None:
-        week = member.gpu_ms_per_week if member.gpu_ms_per_week is not None else week
-        longest = member.max_session_ms if member.max_session_ms is not None else longest
-        member_gpus = member.max_gpus if member.max_gpus is not None else member_gpus
-    return Quota(
-        max_gpus=project.max_gpus,
-        member_max_gpus=member_gpus,
-        gpu_hours_per_week=None if week is None else Decimal(week) / MS_PER_HOUR,
-        max_session_hours=None if longest is None else Decimal(longest) / MS_PER_HOUR,
-        allowed_profiles=None
-        if project.allowed_profiles is None
-        else frozenset(project.allowed_profiles),
-        allowed_gpu_types=None
-        if project.allowed_gpu_types is None
-        else frozenset(project.allowed_gpu_types),
-    )
+def limits_in_force(project: Any, member: Any = None) -> dict[str, Any]:
+    """The project's limits with the member's own where set (stored units; see ``limits``).
+
+    ``project`` and ``member`` are ORM rows or plain rows with a ``limits`` mapping.
+    """
+    return limits.effective(project.limits, member.limits if member is not None else None)
 
 
 def gpu_ms_in_week(sessions: Iterable[Any], now_ms: int) -> int:
@@ -191,7 +181,7 @@ def evaluate(
     )
     decision = decide(
         _facts(project, account, member, settings.currency),
-        effective_quota(project, member),
+        limits_in_force(project, member),
         usage,
         request,
     )
@@ -283,8 +273,8 @@ class Stopped:
     already: bool
 
 
-def stop(session: Session, session_id: int, *, now_ms: int, reason: str) -> Stopped:
-    """Final charge, hold released, session closed; idempotent."""
+def _locked(session: Session, session_id: int) -> tuple[Project, SpawnSession]:
+    """The session and its project, locked in the ledger's order (project first)."""
     project_id = session.scalar(
         select(SpawnSession.project_id).where(SpawnSession.id == session_id)
     )
@@ -299,36 +289,194 @@ def stop(session: Session, session_id: int, *, now_ms: int, reason: str) -> Stop
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if running.stopped_ms is not None:
-        return Stopped(
-            running.id,
-            project.slug,
-            running.username,
-            running.server_name,
-            running.stopped_ms,
-            running.stop_reason or "",
-            running.charged_list_micro,
-            running.charged_subsidy_micro,
-            True,
-        )
-    end = max(now_ms, running.charged_until_ms)
-    charge_one(session, running, end)
-    running.stopped_ms = end
-    running.stop_reason = reason
-    hold = session.scalars(select(Hold).where(Hold.session_id == running.id)).first()
-    if hold is not None and hold.released_ms is None:
-        hold.released_ms = end
+    return project, running
+
+
+def _result(project: Project, row: SpawnSession, *, already: bool) -> Stopped:
+    assert row.stopped_ms is not None
     return Stopped(
-        running.id,
+        row.id,
         project.slug,
-        running.username,
-        running.server_name,
-        end,
-        reason,
-        running.charged_list_micro,
-        running.charged_subsidy_micro,
-        False,
+        row.username,
+        row.server_name,
+        row.stopped_ms,
+        row.stop_reason or "",
+        row.charged_list_micro,
+        row.charged_subsidy_micro,
+        already,
     )
+
+
+def _evidence(row: SpawnSession) -> dict[str, Any]:
+    """What a stop correction changes, for the audit trail."""
+    return {
+        "stopped": iso(row.stopped_ms, exact=True),
+        "reason": row.stop_reason,
+        "charged_until": iso(row.charged_until_ms, exact=True),
+        "list": to_decimal_string(row.charged_list_micro),
+        "subsidy": to_decimal_string(row.charged_subsidy_micro),
+    }
+
+
+def _move_charged_end(
+    session: Session,
+    project: Project,
+    row: SpawnSession,
+    to_ms: int,
+    *,
+    now_ms: int,
+    actor: str,
+    reason: str,
+    kind: str,
+) -> None:
+    """Charge or reverse to ``to_ms`` and stop there; audited when it takes money back or
+    moves a recorded stop."""
+    before = _evidence(row)
+    owed = recharge(session, row, to_ms, now_ms=now_ms, kind=kind)
+    moved = row.stopped_ms is not None and row.stopped_ms != to_ms
+    row.stopped_ms = to_ms
+    row.stop_reason = reason
+    if moved or any(line.list_micro < 0 for line in owed.rows):
+        audit.record(
+            session,
+            actor,
+            "session.stop_corrected",
+            f"project:{project.slug}/sessions/{row.id}",
+            before,
+            _evidence(row),
+        )
+
+
+def _close(
+    session: Session,
+    project: Project,
+    row: SpawnSession,
+    *,
+    now_ms: int,
+    reason: str,
+    at_ms: int | None,
+    actor: str,
+) -> Stopped:
+    if at_ms is None:
+        end = max(now_ms, row.charged_until_ms)
+        charge_one(session, row, end)
+        row.stopped_ms = end
+        row.stop_reason = reason
+    else:
+        _move_charged_end(
+            session, project, row, at_ms, now_ms=now_ms, actor=actor, reason=reason, kind=USAGE
+        )
+    hold = session.scalars(select(Hold).where(Hold.session_id == row.id)).first()
+    if hold is not None and hold.released_ms is None:
+        # When the service closed it, which may be after the stop it records.
+        hold.released_ms = now_ms
+    return _result(project, row, already=False)
+
+
+def stop(
+    session: Session,
+    session_id: int,
+    *,
+    now_ms: int,
+    reason: str,
+    at_ms: int | None = None,
+    actor: str = "subsidy-service",
+) -> Stopped:
+    """Final charge, hold released, session closed; idempotent.
+
+    ``at_ms`` is when the server is known to have stopped (reconciliation: the last instant it
+    was seen running); charges a tick wrote past it are reversed. Default: now, or the end
+    the session is charged to if later.
+    """
+    project, row = _locked(session, session_id)
+    if row.stopped_ms is not None:
+        return _result(project, row, already=True)
+    return _close(session, project, row, now_ms=now_ms, reason=reason, at_ms=at_ms, actor=actor)
+
+
+def record_stop(
+    session: Session,
+    session_id: int,
+    *,
+    stopped_ms: int,
+    now_ms: int,
+    reason: str,
+    actor: str,
+) -> Stopped:
+    """The hub saw the server stop at ``stopped_ms``: the ledger records that stop.
+
+    An open session closes there (lines a tick wrote past it are reversed). A session the
+    service closed on its own moves to it as :func:`_corrects` says. A stop recorded from a
+    notice is final: a repeated notice answers with it. Refuses a stop before the session
+    started or in the future beyond :data:`STOP_SKEW_MS`.
+    """
+    project, row = _locked(session, session_id)
+    if row.reported_stop_ms is not None:
+        return _result(project, row, already=True)
+    if stopped_ms < row.started_ms:
+        raise InvalidInput(
+            f"stopped_at {iso(stopped_ms, exact=True)} is before {row.username}'s session "
+            f"started ({iso(row.started_ms, exact=True)}); send the time the hub saw the "
+            "server stop"
+        )
+    if stopped_ms > now_ms + STOP_SKEW_MS:
+        raise InvalidInput(
+            f"stopped_at {iso(stopped_ms, exact=True)} is {(stopped_ms - now_ms) / 1000:.1f} s "
+            f"in the future (clocks may differ by {STOP_SKEW_MS // 1000} s at most); send the "
+            "time the hub saw the server stop"
+        )
+    if row.stopped_ms is None:
+        row.reported_stop_ms = stopped_ms
+        return _close(
+            session, project, row, now_ms=now_ms, reason=reason, at_ms=stopped_ms, actor=actor
+        )
+    if _corrects(session, row, stopped_ms):
+        row.reported_stop_ms = stopped_ms
+        _move_charged_end(
+            session,
+            project,
+            row,
+            stopped_ms,
+            now_ms=now_ms,
+            actor=actor,
+            reason=reason,
+            kind=CORRECTION,
+        )
+    return _result(project, row, already=True)
+
+
+def _corrects(session: Session, row: SpawnSession, stopped_ms: int) -> bool:
+    """Whether a reported stop moves the stop the service recorded on its own.
+
+    Earlier: always; nobody pays for time after the server stopped. Later: only
+    reconciliation's estimate (an enforced stop ends the charge however long the hub took),
+    and only to an instant before reconciliation found the server gone, when it released
+    the hold; a later one is the stop of another, unadmitted server of the same name.
+    """
+    assert row.stopped_ms is not None
+    if stopped_ms < row.stopped_ms:
+        return True
+    if stopped_ms == row.stopped_ms or row.stop_reason != RECONCILED:
+        return False
+    released = session.scalar(select(Hold.released_ms).where(Hold.session_id == row.id))
+    return released is not None and stopped_ms <= released
+
+
+def session_for_stop(
+    session: Session, username: str, server_name: str, stopped_ms: int
+) -> int | None:
+    """The session a stop at ``stopped_ms`` ends: the server's latest one started by then (a
+    later one was admitted after that stop), else its first (which refuses the stop)."""
+    mine = (SpawnSession.username == username, SpawnSession.server_name == server_name)
+    started_by = session.scalar(
+        select(SpawnSession.id)
+        .where(*mine, SpawnSession.started_ms <= stopped_ms)
+        .order_by(SpawnSession.started_ms.desc(), SpawnSession.id.desc())
+        .limit(1)
+    )
+    if started_by is not None:
+        return started_by
+    return session.scalar(select(SpawnSession.id).where(*mine).order_by(SpawnSession.id).limit(1))
 
 
 def find_running(session: Session, username: str, server_name: str) -> SpawnSession | None:
@@ -339,3 +487,33 @@ def find_running(session: Session, username: str, server_name: str) -> SpawnSess
             SpawnSession.stopped_ms.is_(None),
         )
     ).first()
+
+
+def list_running(
+    session: Session, *, username: str | None = None, project_id: int | None = None
+) -> list[tuple[SpawnSession, str]]:
+    """Running sessions with their project's slug, oldest first; one query."""
+    query = (
+        select(SpawnSession, Project.slug)
+        .join(Project, Project.id == SpawnSession.project_id)
+        .where(SpawnSession.stopped_ms.is_(None))
+        .order_by(SpawnSession.id)
+    )
+    if username is not None:
+        query = query.where(SpawnSession.username == username)
+    if project_id is not None:
+        query = query.where(SpawnSession.project_id == project_id)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def latest_session_id(session: Session, username: str, server_name: str) -> int | None:
+    """The server's running session, else its last one (a repeated stop answers with it)."""
+    running = find_running(session, username, server_name)
+    if running is not None:
+        return running.id
+    return session.scalar(
+        select(SpawnSession.id)
+        .where(SpawnSession.username == username, SpawnSession.server_name == server_name)
+        .order_by(SpawnSession.id.desc())
+        .limit(1)
+    )

@@ -1,9 +1,9 @@
 """Teaching labs: courses, each student's allowance, and enrolment from a roster.
 
-A course is a project of kind ``course``. Its per-member quota columns (GPU-hours per week,
-max session length, allowed profiles, GPUs per member) are each student's allowance, and its
-lecturers are members with role ``manager``. Students see their allowance, not the course's
-balance (:func:`~subsidyhub.ledger.policy.is_student`, :func:`describe_allowance`).
+A course is a project of kind ``course``. Its limits (GPU-hours per week, longest session,
+allowed profiles, GPUs per member: :mod:`subsidyhub.limits`) are each student's allowance, and
+its lecturers are members with role ``manager``. Students see their allowance and their use of
+it, not the course's balance (:func:`~subsidyhub.ledger.policy.is_student`).
 
 Enrolment is three steps, so that a lecturer always sees what would change before it does:
 
@@ -25,19 +25,20 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from subsidyhub import limits, shapes
 from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import audit, projects
-from subsidyhub.ledger.admission import WEEK_MS, effective_quota, gpu_ms_in_week
+from subsidyhub.ledger.admission import gpu_ms_in_week, limits_in_force
 from subsidyhub.ledger.models import Member, Project, SpawnSession
-from subsidyhub.ledger.policy import Quota
-from subsidyhub.money import MS_PER_HOUR
 from subsidyhub.settings import Settings
+from subsidyhub.text import check_text
+from subsidyhub.timeutil import WEEK_MS, format_hours
 
 COURSE = "course"
 ROSTER = "roster"
@@ -99,6 +100,11 @@ def _check_row(
         first_seen[username] = where
         try:
             projects.check_username(username)
+        except InvalidInput as error:
+            errors.append(f"{where}: {error.message}")
+    for column in ("name", "email"):
+        try:
+            check_text(values.get(column, ""), column, max_length=MAX_EMAIL)
         except InvalidInput as error:
             errors.append(f"{where}: {error.message}")
     name = values.get("name", "").strip() or None
@@ -200,34 +206,13 @@ def roster_from_records(records: list[Mapping[str, Any]]) -> list[Student]:
     return _check_rows(rows, errors)
 
 
-def _hours(ms: int | Decimal) -> str:
-    return f"{(Decimal(ms) / MS_PER_HOUR).quantize(Decimal('0.01'))}"
-
-
-def _limit(hours: Decimal | None) -> str | None:
-    return None if hours is None else f"{hours.normalize():f}"
-
-
-def describe_allowance(quota: Quota, gpu_ms_week: int) -> dict[str, Any]:
-    """A student's allowance and their GPU use in the rolling week (hours as decimal strings)."""
-    week = quota.gpu_hours_per_week
-    left = None if week is None else max(Decimal(0), week - Decimal(gpu_ms_week) / MS_PER_HOUR)
-    return {
-        "gpu_hours_per_week": _limit(week),
-        "gpu_hours_used_week": _hours(gpu_ms_week),
-        "gpu_hours_left_week": None if left is None else _hours(left * MS_PER_HOUR),
-        "max_session_hours": _limit(quota.max_session_hours),
-        "max_gpus": quota.member_max_gpus,
-        "profiles": None if quota.allowed_profiles is None else sorted(quota.allowed_profiles),
-    }
-
-
-def hours_left_for(allowance: dict[str, Any], gpu_count: int) -> str | None:
-    """How long a profile with ``gpu_count`` GPUs runs on what is left of the week's allowance."""
-    left = allowance["gpu_hours_left_week"]
-    if gpu_count <= 0 or left is None:
+def hours_left(in_force: Mapping[str, Any], gpu_ms_week: int, gpu_count: int) -> str | None:
+    """How long a profile with ``gpu_count`` GPUs runs on what is left of the week's GPU-hours
+    (rounded down: never more than there is); ``None`` without a weekly limit."""
+    week_ms = in_force.get("gpu_hours_per_week")
+    if gpu_count <= 0 or week_ms is None:
         return None
-    return f"{(Decimal(left) / gpu_count).quantize(Decimal('0.01'), rounding=ROUND_DOWN)}"
+    return format_hours(max(0, week_ms - gpu_ms_week) // gpu_count, 2, rounding=ROUND_DOWN)
 
 
 def require_course(project: Project) -> None:
@@ -248,14 +233,15 @@ def create_course(
     name: str,
     lecturers: list[str],
     at_ms: int,
-    allowance: projects.QuotaChange,
+    allowance: Mapping[str, Any],
     subsidy_bp: int | None = None,
     organisation: str | None = None,
 ) -> Project:
-    """A ``course`` project with its lecturers as managers and each student's allowance set."""
+    """A ``course`` project with its lecturers as managers and each student's allowance set
+    (``allowance``: member-level limits by name, as given, for the course as a whole)."""
     names = [normalise_username(lecturer) for lecturer in lecturers]
     if not names:
-        raise InvalidInput("a course needs a lecturer; give --lecturer USER (repeatable)")
+        raise InvalidInput("a course needs a lecturer; name at least one lecturer")
     for lecturer in names:
         projects.check_username(lecturer)
     project = projects.create_project(
@@ -269,7 +255,8 @@ def create_course(
         subsidy_bp=subsidy_bp,
         kind=COURSE,
     )
-    projects.set_quota(session, settings, actor, slug, allowance)
+    if allowance:
+        projects.set_quota(session, settings, actor, slug, allowance)
     for lecturer in dict.fromkeys(names):
         projects.set_member(session, actor, slug, lecturer, at_ms=at_ms, role="manager")
     return project
@@ -305,7 +292,7 @@ class Enrolment:
             return f"Applied to course {self.project}: {counts}."
         return (
             f"Dry run for course {self.project}: {counts}. Nothing was changed; "
-            "apply with --apply (CLI) or ?apply=true (API)."
+            "apply the roster to make these changes."
         )
 
     def describe(self) -> dict[str, Any]:
@@ -337,7 +324,7 @@ def _plan(project: Project, members: list[Member], roster: list[Student]) -> Enr
                 )
             )
             continue
-        before = projects.describe_member(member)
+        before = shapes.describe_member(member)
         after = dict(before)
         # A roster without a name or email for someone leaves what the ledger has.
         if student.name is not None:
@@ -352,7 +339,7 @@ def _plan(project: Project, members: list[Member], roster: list[Student]) -> Enr
         if member.username in listed:
             continue
         if member.source == ROSTER and member.role == "member":
-            plan.removed.append(Change(member.username, projects.describe_member(member), None))
+            plan.removed.append(Change(member.username, shapes.describe_member(member), None))
         else:
             plan.kept.append(
                 {
@@ -408,7 +395,7 @@ def enrol(
             "member.add",
             target + change.username,
             None,
-            projects.describe_member(member),
+            shapes.describe_member(member),
         )
     for change in plan.updated:
         assert change.after is not None
@@ -427,7 +414,7 @@ def enrol(
 
 
 def students(session: Session, project: Project, now_ms: int) -> list[dict[str, Any]]:
-    """Each member of a course with their allowance and their GPU use this rolling week."""
+    """Each member of a course with the limits in force for them and their use of them."""
     require_course(project)
     rows = session.execute(
         select(
@@ -446,13 +433,16 @@ def students(session: Session, project: Project, now_ms: int) -> list[dict[str, 
     found = []
     for member in projects.members_of(session, project):
         own = sessions_of.get(member.username, [])
-        allowance = describe_allowance(
-            effective_quota(project, member), gpu_ms_in_week(own, now_ms)
-        )
         found.append(
-            projects.describe_member(member)
+            shapes.describe_member(member)
             | {
-                "allowance": allowance,
+                "quota_in_force": limits.show_all(limits_in_force(project, member)),
+                "usage": limits.show_usage(
+                    {
+                        "member_gpus": sum(r.gpu_count for r in own if r.stopped_ms is None),
+                        "member_gpu_ms_week": gpu_ms_in_week(own, now_ms),
+                    }
+                ),
                 "running_servers": sum(1 for row in own if row.stopped_ms is None),
             }
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +74,24 @@ class Database:
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
 
+    def _serialised(self) -> AbstractContextManager[Any]:
+        return self._writer_lock if self._writer_lock is not None else nullcontext()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A serialised read-write transaction; commits on success, rolls back on error."""
-        if self._writer_lock is None:
-            with self._write() as session, session.begin():
-                yield session
-            return
-        with self._writer_lock, self._write() as session, session.begin():
+        with self._serialised(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def trial(self) -> Iterator[Session]:
+        """A serialised write transaction that is always rolled back: what a write would do
+        (the same locks, rules and answers), leaving nothing written."""
+        with self._serialised(), self._write() as session, session.begin() as transaction:
+            try:
+                yield session
+            finally:
+                transaction.rollback()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -11,12 +11,13 @@ interval: a stop is late by the hub's reaction time, not by a tick.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.accounts import load_accounts
-from subsidyhub.ledger.models import Project, SpawnSession
+from subsidyhub.ledger.models import AuditEntry, Project, SpawnSession
 
 REASON_EXHAUSTED = "subsidy_exhausted"
 REASON_MAX_SESSION = "max_session_hours"
@@ -80,3 +81,58 @@ def plan(session: Session, now_ms: int) -> Plan:
             else:
                 upcoming.append(deadline)
     return Plan(due, min(upcoming) if upcoming else None)
+
+
+def change_marker(session: Session) -> tuple[int, int, int]:
+    """What moves whenever a stop plan may change: the newest audit entry, session and stop.
+
+    The enforcer reads it every second and plans again only when it moved, so an allocation
+    added by the CLI moves a predicted stop within a second at the cost of one small query.
+    """
+    row = session.execute(
+        select(
+            select(func.max(AuditEntry.id)).scalar_subquery(),
+            select(func.max(SpawnSession.id)).scalar_subquery(),
+            select(func.max(SpawnSession.stopped_ms)).scalar_subquery(),
+        )
+    ).one()
+    return (row[0] or 0, row[1] or 0, row[2] or 0)
+
+
+class RunningServer(NamedTuple):
+    """A running session as reconciliation compares it with the hub's servers."""
+
+    session_id: int
+    username: str
+    server_name: str
+    started_ms: int
+    # The last instant the hub was seen running it (its start until a listing showed it).
+    seen_ms: int
+
+
+def running_servers(session: Session) -> list[RunningServer]:
+    """Every running session, for reconciliation."""
+    rows = session.execute(
+        select(
+            SpawnSession.id,
+            SpawnSession.username,
+            SpawnSession.server_name,
+            SpawnSession.started_ms,
+            func.coalesce(SpawnSession.seen_ms, SpawnSession.started_ms),
+        ).where(SpawnSession.stopped_ms.is_(None))
+    )
+    return [RunningServer(*row) for row in rows]
+
+
+def mark_seen(session: Session, listed_ms: int, unlisted: list[int]) -> None:
+    """The hub's listing begun at ``listed_ms`` showed every running session admitted by then
+    except ``unlisted``: they were all running at that instant."""
+    session.execute(
+        update(SpawnSession)
+        .where(
+            SpawnSession.stopped_ms.is_(None),
+            SpawnSession.started_ms <= listed_ms,
+            SpawnSession.id.not_in(unlisted),
+        )
+        .values(seen_ms=listed_ms)
+    )

@@ -11,10 +11,16 @@ up behind a large tick.
 The tick is the hot path (10k sessions a minute on a busy hub): it works on plain rows with
 Core statements, computes each charge with one accrual (the session's charged totals are
 the accrual at ``charged_until``), and draws each project's subsidy once per tick.
+
+A stop the hub saw earlier than the session was charged to (the tick ran while its notice
+was on the way) moves the charged end back with :func:`recharge`: ``reversal`` lines, cut
+at month starts as the charges were, so each month nets to what it would have been had the
+session been charged to the stop only (docs/decisions/reversing-charges.md).
 """
 
 from __future__ import annotations
 
+import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,9 +29,12 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Table,
     any_,
     bindparam,
+    case,
     cast,
+    insert,
     select,
     text,
     update,
@@ -36,7 +45,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from subsidyhub.ledger.accounts import draw
 from subsidyhub.ledger.db import Database
-from subsidyhub.ledger.models import Allocation, Project, SpawnSession
+from subsidyhub.ledger.models import Allocation, Charge, Project, SpawnSession
 from subsidyhub.ledger.pricing import accrued
 from subsidyhub.timeutil import month_boundaries, month_bounds, month_of
 
@@ -44,8 +53,9 @@ from subsidyhub.timeutil import month_boundaries, month_bounds, month_of
 TICK_LOCK_KEY = 0x5B5D_0001
 
 _SESSIONS = SpawnSession.__table__
-_ALLOCATIONS = Allocation.__table__
-_PROJECTS = Project.__table__
+# Tables, for bulk UPDATEs (the declarative ``__table__`` is typed as any FromClause).
+_ALLOCATIONS = typing.cast(Table, Allocation.__table__)
+_PROJECTS = typing.cast(Table, Project.__table__)
 
 
 class ChargeLine(NamedTuple):
@@ -64,6 +74,17 @@ class ChargeLine(NamedTuple):
 
 CHARGE_COLUMNS = ChargeLine._fields
 _VARYING = tuple(name for name in CHARGE_COLUMNS if name not in ("kind", "created_ms"))
+
+# Kinds of charge line. ``usage``: the tick and stops; ``reversal``: negative lines taking
+# back time charged past a stop the hub saw; ``correction``: time charged after a session was
+# closed, when the hub's stop came later than reconciliation's estimate.
+USAGE, REVERSAL, CORRECTION = "usage", "reversal", "correction"
+
+
+def charged_ms() -> ColumnElement[int]:
+    """The time a charge line accounts for: its interval, negative for a reversal."""
+    duration = Charge.interval_end_ms - Charge.interval_start_ms
+    return case((Charge.kind == REVERSAL, -duration), else_=duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +132,7 @@ def owed_between(
             ChargeLine(
                 session_id,
                 project_id,
-                "usage",
+                USAGE,
                 start,
                 end,
                 line_list,
@@ -368,4 +389,58 @@ def charge_one(session: Session, running: SpawnSession, until_ms: int) -> Owed:
         set_committed_value(running, "charged_until_ms", until_ms)
         set_committed_value(running, "charged_list_micro", owed.charged_list)
         set_committed_value(running, "charged_subsidy_micro", owed.charged_subsidy)
+    return owed
+
+
+def recharge(
+    session: Session, running: SpawnSession, to_ms: int, *, now_ms: int, kind: str = USAGE
+) -> Owed:
+    """Move a session's charged end to ``to_ms`` (it and its project's rows locked by the caller).
+
+    Later: lines of ``kind`` for [charged_until, to_ms). Earlier: ``reversal`` lines for
+    [to_ms, charged_until), the negatives of what :func:`owed_between` charges for that span,
+    cut at the same month starts. Either way the subsidy is drawn or given back in the same
+    transaction and the session's totals become the accrual at ``to_ms``, so its lines still
+    sum to rate × (``to_ms`` − start) rounded once.
+    """
+    start, end = sorted((running.charged_until_ms, to_ms))
+    if start == end:
+        return Owed([], running.charged_list_micro, running.charged_subsidy_micro)
+    base = accrued(running.list_rate_micro, running.subsidy_bp, start - running.started_ms)
+    span = owed_between(
+        session_id=running.id,
+        project_id=running.project_id,
+        list_rate=running.list_rate_micro,
+        subsidy_bp=running.subsidy_bp,
+        started_ms=running.started_ms,
+        charged_until_ms=start,
+        charged_list=base.list,
+        charged_subsidy=base.subsidy,
+        to_ms=end,
+    )
+    if to_ms > running.charged_until_ms:
+        rows = [line._replace(kind=kind, created_ms=now_ms) for line in span.rows]
+        owed = Owed(rows, span.charged_list, span.charged_subsidy)
+    else:
+        reversed_rows = [
+            line._replace(
+                kind=REVERSAL,
+                list_micro=-line.list_micro,
+                subsidy_micro=-line.subsidy_micro,
+                copay_micro=-line.copay_micro,
+                created_ms=now_ms,
+            )
+            for line in span.rows
+        ]
+        owed = Owed(reversed_rows, base.list, base.subsidy)
+    session.flush()
+    connection = session.connection()
+    connection.execute(insert(Charge), [line._asdict() for line in owed.rows])
+    draws: dict[int, dict[int, int]] = {running.project_id: defaultdict(int)}
+    for line in owed.rows:
+        draws[running.project_id][line.interval_end_ms] += line.subsidy_micro
+    draw_for_projects(connection, draws, lock=True)
+    running.charged_until_ms = to_ms
+    running.charged_list_micro = owed.charged_list
+    running.charged_subsidy_micro = owed.charged_subsidy
     return owed

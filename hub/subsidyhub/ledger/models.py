@@ -69,13 +69,8 @@ class Project(Base):
     kind: Mapped[str] = mapped_column(String(16), default="research")
     status: Mapped[str] = mapped_column(String(16), default="active")
     subsidy_bp: Mapped[int] = mapped_column(Integer)
-    # Quotas; NULL = unlimited. Durations are milliseconds.
-    max_gpus: Mapped[int | None] = mapped_column(Integer)
-    member_max_gpus: Mapped[int | None] = mapped_column(Integer)
-    gpu_ms_per_week: Mapped[int | None]
-    max_session_ms: Mapped[int | None]
-    allowed_profiles: Mapped[list[str] | None]
-    allowed_gpu_types: Mapped[list[str] | None]
+    # Quotas and limits by the names of subsidyhub.limits, in stored units; absent = none.
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     overdraft_micro: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_ms: Mapped[int]
 
@@ -100,9 +95,8 @@ class Member(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     username: Mapped[str] = mapped_column(String(255), index=True)
     role: Mapped[str] = mapped_column(String(16), default="member")
-    max_gpus: Mapped[int | None] = mapped_column(Integer)
-    gpu_ms_per_week: Mapped[int | None]
-    max_session_ms: Mapped[int | None]
+    # The member's own values of member-level limits, overriding the project's.
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_ms: Mapped[int]
     # How the membership came about: "manual", "roster" or "sso". Roster and SSO sync only
     # ever remove memberships of their own source, so neither undoes the other or an admin.
@@ -168,6 +162,11 @@ class SpawnSession(Base):
     charged_until_ms: Mapped[int]
     charged_list_micro: Mapped[int] = mapped_column(default=0)
     charged_subsidy_micro: Mapped[int] = mapped_column(default=0)
+    # The last instant reconciliation saw the hub run the server: where a stop the hub never
+    # reported is placed, since "now" may be long after the server really stopped.
+    seen_ms: Mapped[int | None]
+    # The stop instant the hub reported, once it did; a reported stop is final.
+    reported_stop_ms: Mapped[int | None]
 
 
 class Hold(Base):

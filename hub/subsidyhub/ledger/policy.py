@@ -8,22 +8,17 @@ limit, the current use and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from subsidyhub.money import MS_PER_HOUR, format_money
+from subsidyhub.money import format_money
+from subsidyhub.timeutil import format_hours
 
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """Limits in force for one member of one project; ``None`` means unlimited."""
-
-    max_gpus: int | None = None
-    member_max_gpus: int | None = None
-    gpu_hours_per_week: Decimal | None = None
-    max_session_hours: Decimal | None = None
-    allowed_profiles: frozenset[str] | None = None
-    allowed_gpu_types: frozenset[str] | None = None
+# A member's limits in force (subsidyhub.limits.effective): stored values by limit name, an
+# absent name is no limit. GPUs as int, durations in ms, names as lists.
+Limits = Mapping[str, Any]
 
 
 def is_student(kind: str, role: str | None) -> bool:
@@ -70,16 +65,11 @@ class Decision:
     max_duration_ms: int | None = None
 
 
-def _hours(ms: int | Decimal) -> str:
-    hours = Decimal(ms) / MS_PER_HOUR
-    return f"{hours.quantize(Decimal('0.1'))}"
-
-
 def _refuse(reason: str, message: str) -> Decision:
     return Decision(False, reason, message)
 
 
-def decide(project: ProjectFacts, quota: Quota, usage: Usage, request: SpawnRequest) -> Decision:
+def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRequest) -> Decision:
     """Apply the rules in a fixed order; the first that fails explains the refusal."""
     slug, profile = project.slug, request.profile
     if not project.is_member:
@@ -100,51 +90,46 @@ def decide(project: ProjectFacts, quota: Quota, usage: Usage, request: SpawnRequ
             f"Project {slug} has no allocation valid today. "
             "Ask your project manager to request a new allocation.",
         )
-    if quota.allowed_profiles is not None and profile not in quota.allowed_profiles:
-        allowed = ", ".join(sorted(quota.allowed_profiles)) or "none"
+    profiles = limits.get("profiles")
+    if profiles is not None and profile not in profiles:
         return _refuse(
             "profile_not_allowed",
-            f"Profile {profile} is not allowed in project {slug}; allowed: {allowed}.",
+            f"Profile {profile} is not allowed in project {slug}; "
+            f"allowed: {', '.join(sorted(profiles)) or 'none'}.",
         )
-    if (
-        request.gpu_count
-        and quota.allowed_gpu_types is not None
-        and request.gpu_type not in quota.allowed_gpu_types
-    ):
-        allowed = ", ".join(sorted(quota.allowed_gpu_types)) or "none"
+    gpu_types = limits.get("gpu_types")
+    if request.gpu_count and gpu_types is not None and request.gpu_type not in gpu_types:
         return _refuse(
             "gpu_type_not_allowed",
-            f"GPU type {request.gpu_type} is not allowed in project {slug}; allowed: {allowed}.",
+            f"GPU type {request.gpu_type} is not allowed in project {slug}; "
+            f"allowed: {', '.join(sorted(gpu_types)) or 'none'}.",
         )
+    project_gpus = limits.get("project_max_gpus")
+    member_gpus = limits.get("member_max_gpus")
     if request.gpu_count:
-        if quota.max_gpus is not None and usage.project_gpus + request.gpu_count > quota.max_gpus:
+        if project_gpus is not None and usage.project_gpus + request.gpu_count > project_gpus:
             return _refuse(
                 "project_gpu_cap",
-                f"Project {slug} may use {quota.max_gpus} GPUs at once and "
+                f"Project {slug} may use {project_gpus} GPUs at once and "
                 f"{usage.project_gpus} are in use; {profile} needs {request.gpu_count}. "
                 "Wait for a server to stop, or pick a CPU profile.",
             )
-        if (
-            quota.member_max_gpus is not None
-            and usage.member_gpus + request.gpu_count > quota.member_max_gpus
-        ):
+        if member_gpus is not None and usage.member_gpus + request.gpu_count > member_gpus:
             return _refuse(
                 "member_gpu_cap",
-                f"You may use {quota.member_max_gpus} GPUs at once in project {slug} and "
+                f"You may use {member_gpus} GPUs at once in project {slug} and "
                 f"have {usage.member_gpus} in use; {profile} needs {request.gpu_count}. "
                 "Stop one of your servers first.",
             )
-    max_duration = (
-        int(quota.max_session_hours * MS_PER_HOUR) if quota.max_session_hours is not None else None
-    )
-    if request.gpu_count and quota.gpu_hours_per_week is not None:
-        cap_ms = int(quota.gpu_hours_per_week * MS_PER_HOUR)
-        left_ms = cap_ms - usage.member_gpu_ms_week
+    max_duration: int | None = limits.get("max_session_hours")
+    week_ms = limits.get("gpu_hours_per_week")
+    if request.gpu_count and week_ms is not None:
+        left_ms = week_ms - usage.member_gpu_ms_week
         if left_ms < request.gpu_count * request.min_start_ms:
             return _refuse(
                 "weekly_gpu_hours",
-                f"You have used {_hours(usage.member_gpu_ms_week)} of your "
-                f"{quota.gpu_hours_per_week} GPU-hours for the last 7 days in project {slug}; "
+                f"You have used {format_hours(usage.member_gpu_ms_week, 1)} of your "
+                f"{format_hours(week_ms)} GPU-hours for the last 7 days in project {slug}; "
                 f"{profile} needs {request.gpu_count} GPU for at least "
                 f"{request.min_start_ms // 60_000} minutes. Hours free up as the week rolls on.",
             )

@@ -12,12 +12,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from subsidyhub.errors import InvalidInput, NotFound
+from subsidyhub.errors import Conflict, InvalidInput, NotFound
 from subsidyhub.ledger import audit
 from subsidyhub.ledger.models import PriceVersion
 from subsidyhub.ledger.pricing import PriceList
 from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
+from subsidyhub.shapes import describe_price_version
+from subsidyhub.text import check_text
 
 
 def as_price_list(version: PriceVersion) -> PriceList:
@@ -27,20 +29,6 @@ def as_price_list(version: PriceVersion) -> PriceList:
         version.memory_gib_micro,
         {k: int(v) for k, v in version.gpu_micro.items()},
     )
-
-
-def describe(version: PriceVersion) -> dict[str, object]:
-    from subsidyhub.timeutil import iso
-
-    return {
-        "version": version.id,
-        "effective_from": iso(version.effective_from_ms),
-        "cpu_core": to_decimal_string(version.cpu_core_micro),
-        "memory_gib": to_decimal_string(version.memory_gib_micro),
-        "gpu": {k: to_decimal_string(int(v)) for k, v in sorted(version.gpu_micro.items())},
-        "source": version.source,
-        "note": version.note,
-    }
 
 
 def current_version(session: Session, at_ms: int) -> PriceVersion:
@@ -94,8 +82,45 @@ def sync_from_config(session: Session, settings: Settings, at_ms: int) -> PriceV
     )
     session.add(version)
     session.flush()
-    audit.record(session, "config", "price.set", f"prices/{version.id}", None, describe(version))
+    audit.record(
+        session,
+        "config",
+        "price.set",
+        f"prices/{version.id}",
+        None,
+        describe_price_version(version),
+    )
     return version
+
+
+class NeedsConfirmation(Conflict):
+    """A large price change: the message states old and new, and how to confirm."""
+
+    reason = "needs_confirmation"
+
+
+def check_price_changes(
+    settings: Settings, changes: dict[str, tuple[int, int | None]], *, confirm: bool
+) -> None:
+    """Every new price within the ceiling; large moves only when confirmed."""
+    ceiling = settings.bounds.max_price_per_hour
+    factor = settings.bounds.price_change_factor
+    large = []
+    for name, (old, new) in changes.items():
+        if new is None:
+            continue
+        if new > ceiling:
+            raise InvalidInput(
+                f"{name} price {to_decimal_string(new)} is more than the ceiling "
+                f"{to_decimal_string(ceiling)} (bounds.max_price_per_hour in the config)"
+            )
+        if old > 0 and (new > old * factor or new * factor < old):
+            large.append(f"{name} {to_decimal_string(old)} → {to_decimal_string(new)}")
+    if large and not confirm:
+        raise NeedsConfirmation(
+            f"These prices change by more than {factor:f}×: {'; '.join(large)}. Check them; "
+            "to apply them anyway, confirm the change."
+        )
 
 
 def set_prices(
@@ -109,16 +134,34 @@ def set_prices(
     memory_gib: int | None = None,
     gpu: dict[str, int] | None = None,
     note: str = "",
+    confirm: bool = False,
 ) -> PriceVersion:
-    """A new version: the current prices with the given ones replaced."""
+    """A new version: the current prices with the given ones replaced.
+
+    Each price must be at most ``bounds.max_price_per_hour``; one that moves by more than
+    ``bounds.price_change_factor`` from the price in force needs ``confirm`` (a typo such as
+    360 for 36.0 would otherwise charge every user at once).
+    """
     current = current_version(session, at_ms)
     effective = at_ms if effective_from_ms is None else effective_from_ms
     if effective < at_ms:
         raise InvalidInput("effective_from is in the past; prices can only change from now on")
+    check_text(note, "note", max_length=2000, multiline=True)
+    unknown = sorted(set(gpu or {}) - set(settings.prices.gpu))
+    if unknown:
+        raise InvalidInput(
+            f"unknown GPU types {', '.join(unknown)}; GPU types are those of prices.gpu in "
+            f"the config: {', '.join(sorted(settings.prices.gpu)) or 'none'}"
+        )
     merged_gpu = {k: int(v) for k, v in current.gpu_micro.items()} | (gpu or {})
     missing = sorted({p.gpu_type for p in settings.profiles if p.gpu_type} - set(merged_gpu))
     if missing:
         raise InvalidInput(f"GPU types {', '.join(missing)} are used by profiles and need a price")
+    changes = {"CPU core-h": (current.cpu_core_micro, cpu_core)}
+    changes["GiB-h"] = (current.memory_gib_micro, memory_gib)
+    for name, price in (gpu or {}).items():
+        changes[f"{name} GPU-h"] = (int(current.gpu_micro.get(name, 0)), price)
+    check_price_changes(settings, changes, confirm=confirm)
     version = PriceVersion(
         effective_from_ms=effective,
         cpu_core_micro=current.cpu_core_micro if cpu_core is None else cpu_core,
@@ -132,6 +175,11 @@ def set_prices(
     session.add(version)
     session.flush()
     audit.record(
-        session, actor, "price.set", f"prices/{version.id}", describe(current), describe(version)
+        session,
+        actor,
+        "price.set",
+        f"prices/{version.id}",
+        describe_price_version(current),
+        describe_price_version(version),
     )
     return version

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from subsidyhub.money import BASIS_POINTS, MS_PER_HOUR, div_round
+from subsidyhub.money import BASIS_POINTS, div_round
+from subsidyhub.timeutil import MS_PER_HOUR
+
+if TYPE_CHECKING:
+    from subsidyhub.settings import Profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +83,8 @@ def interval_charge(list_rate: int, subsidy_bp: int, start_ms: int, end_ms: int)
 def cost_for(list_rate: int, subsidy_bp: int, duration_ms: int) -> Split:
     """What running for ``duration_ms`` costs from a standing start (quotes and holds)."""
     return accrued(list_rate, subsidy_bp, duration_ms)
+
+
+def resources_of(profile: Profile) -> Resources:
+    """What a profile asks for, as priced."""
+    return Resources(profile.cpu, profile.memory_gib, profile.gpu_type, profile.gpu_count)

@@ -9,23 +9,25 @@ the limit, the value and what to do, and nothing is half-applied.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from subsidyhub import limits
 from subsidyhub.errors import Conflict, InvalidInput, NotFound
 from subsidyhub.ledger import audit
-from subsidyhub.ledger.accounts import settle_overdraft
+from subsidyhub.ledger.accounts import load_account, settle_overdraft
 from subsidyhub.ledger.models import Allocation, Member, Organisation, Project
-from subsidyhub.money import MS_PER_HOUR, bp_to_fraction_string, to_decimal_string
+from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
+from subsidyhub.shapes import describe_allocation, describe_member, describe_project, describe_quota
+from subsidyhub.slugs import PROJECT_SLUG, USERNAME_DESCRIPTION, USERNAME_PATTERN
+from subsidyhub.text import check_text
 from subsidyhub.timeutil import iso
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-USERNAME = re.compile(r"^[^\s/]{1,255}$")
+USERNAME = re.compile(USERNAME_PATTERN)
 STATUSES = ("active", "suspended", "closed")
 KINDS = ("research", "course")
 ROLES = ("manager", "member")
@@ -33,18 +35,15 @@ MAX_SUBSIDY_BP = 9000
 
 
 def check_slug(slug: str, what: str = "project") -> str:
-    if not SLUG.match(slug):
-        raise InvalidInput(
-            f"{what} slug {slug!r} is not valid; use 1-63 lowercase letters, digits and dashes"
-        )
+    if not PROJECT_SLUG.matches(slug):
+        raise InvalidInput(f"{what} slug {slug!r} is not valid; use {PROJECT_SLUG.description}")
     return slug
 
 
 def check_username(username: str) -> str:
+    check_text(username, "username", max_length=255)
     if not USERNAME.match(username):
-        raise InvalidInput(
-            f"username {username!r} is not valid; no spaces or slashes, 1-255 characters"
-        )
+        raise InvalidInput(f"username {username[:60]!r} is not valid; use {USERNAME_DESCRIPTION}")
     return username
 
 
@@ -54,73 +53,6 @@ def check_subsidy_bp(bp: int) -> int:
             f"subsidy rate {bp / 10000:.4g} is outside 0..0.90 (the scheme pays at most 90%)"
         )
     return bp
-
-
-def hours_to_ms(value: str | Decimal | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        hours = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidInput(f"{name} {value!r} is not a number of hours") from None
-    if not hours.is_finite() or hours < 0:
-        raise InvalidInput(f"{name} {value!r} must be a number of hours, 0 or more")
-    return int(hours * MS_PER_HOUR)
-
-
-def ms_to_hours(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return f"{(Decimal(ms) / MS_PER_HOUR).normalize():f}"
-
-
-def describe_project(project: Project) -> dict[str, Any]:
-    return {
-        "slug": project.slug,
-        "name": project.name,
-        "kind": project.kind,
-        "status": project.status,
-        "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
-        "quota": describe_quota(project),
-    }
-
-
-def describe_quota(project: Project) -> dict[str, Any]:
-    return {
-        "max_gpus": project.max_gpus,
-        "member_max_gpus": project.member_max_gpus,
-        "gpu_hours_per_week": ms_to_hours(project.gpu_ms_per_week),
-        "max_session_hours": ms_to_hours(project.max_session_ms),
-        "profiles": project.allowed_profiles,
-        "gpu_types": project.allowed_gpu_types,
-    }
-
-
-def describe_member(member: Member) -> dict[str, Any]:
-    return {
-        "username": member.username,
-        "role": member.role,
-        "max_gpus": member.max_gpus,
-        "gpu_hours_per_week": ms_to_hours(member.gpu_ms_per_week),
-        "max_session_hours": ms_to_hours(member.max_session_ms),
-        # How the membership came about (manual, roster, sso) and the contact a roster gave.
-        "source": member.source,
-        "name": member.display_name,
-        "email": member.email,
-    }
-
-
-def describe_allocation(allocation: Allocation) -> dict[str, Any]:
-    return {
-        "id": allocation.id,
-        "amount": to_decimal_string(allocation.amount_micro),
-        "drawn": to_decimal_string(allocation.drawn_micro),
-        "valid_from": iso(allocation.valid_from_ms),
-        "valid_until": iso(allocation.valid_until_ms),
-        "note": allocation.note,
-        "created_by": allocation.created_by,
-        "created": iso(allocation.created_ms),
-    }
 
 
 def get_project(session: Session, slug: str, *, lock: bool = False) -> Project:
@@ -137,6 +69,25 @@ def get_project(session: Session, slug: str, *, lock: bool = False) -> Project:
         )
         raise NotFound(f"No such project: {slug}. Projects include: {options}")
     return project
+
+
+def require_known_project(session: Session, username: str, slug: str) -> None:
+    """An unknown project is a 404 that lists only the user's own projects.
+
+    The message reaches the person spawning, who should not learn other projects' names.
+    """
+    if session.scalar(select(Project.id).where(Project.slug == slug)) is None:
+        mine = ", ".join(project.slug for project, _ in projects_of(session, username))
+        raise NotFound(f"No such project: {slug}. {username}'s projects: {mine or 'none'}.")
+
+
+def managed_project(session: Session, slug: str, username: str) -> Project | None:
+    """Project ``slug`` if ``username`` is one of its managers, else None."""
+    return session.scalars(
+        select(Project)
+        .join(Member, Member.project_id == Project.id)
+        .where(Project.slug == slug, Member.username == username, Member.role == "manager")
+    ).first()
 
 
 def list_projects(session: Session) -> list[Project]:
@@ -176,17 +127,15 @@ def create_project(
     kind: str = "research",
 ) -> Project:
     check_slug(slug)
+    check_text(name, "project name", max_length=200)
     if not name.strip():
-        raise InvalidInput("project name is empty; give a name with --name")
+        raise InvalidInput("project name is empty; give the project a name")
     if kind not in KINDS:
         raise InvalidInput(f"project kind {kind!r} is not one of {', '.join(KINDS)}")
     bp = check_subsidy_bp(settings.subsidy_rate if subsidy_bp is None else subsidy_bp)
     if session.scalars(select(Project.id).where(Project.slug == slug)).first() is not None:
-        raise Conflict(
-            f"Project {slug} already exists; pick another slug or change it with `admin project update`"
-        )
+        raise Conflict(f"Project {slug} already exists; pick another slug or update that project")
     org = ensure_organisation(session, organisation, None, at_ms) if organisation else None
-    defaults = settings.defaults
     project = Project(
         slug=slug,
         name=name.strip(),
@@ -194,10 +143,7 @@ def create_project(
         kind=kind,
         status="active",
         subsidy_bp=bp,
-        max_gpus=defaults.max_gpus,
-        member_max_gpus=defaults.member_max_gpus,
-        gpu_ms_per_week=hours_to_ms(defaults.gpu_hours_per_week, "gpu_hours_per_week"),
-        max_session_ms=hours_to_ms(defaults.max_session_hours, "max_session_hours"),
+        limits=limits.apply({}, limits.parse_changes(settings.defaults.given(), settings)),
         overdraft_micro=0,
         created_ms=at_ms,
     )
@@ -221,7 +167,7 @@ def update_project(
     before = describe_project(project)
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    if name is not None and not name.strip():
+    if name is not None and not check_text(name, "project name", max_length=200).strip():
         raise InvalidInput("project name is empty")
     if subsidy_bp is not None:
         project.subsidy_bp = check_subsidy_bp(subsidy_bp)
@@ -237,6 +183,7 @@ def update_project(
 
 def add_allocation(
     session: Session,
+    settings: Settings,
     actor: str,
     slug: str,
     *,
@@ -247,23 +194,54 @@ def add_allocation(
     note: str = "",
     correction: bool = False,
 ) -> Allocation:
-    """A new allocation row: top-ups add, corrections (negative, ``correction=True``) reverse."""
+    """A new allocation row: top-ups add, corrections (negative, ``correction=True``) reverse.
+
+    An entry is at most ``bounds.max_amount``; a correction removes at most what the project
+    has left (it cannot make a balance negative: a negative balance comes only from charges
+    enforcement could not stop in time, and shows as the project's overdraft).
+    """
+    check_text(note, "note", max_length=2000, multiline=True)
     if amount_micro == 0:
         raise InvalidInput("amount is 0; an allocation must add or (as a correction) remove funds")
     if amount_micro < 0 and not correction:
         raise InvalidInput(
             f"amount {to_decimal_string(amount_micro)} is negative; to reduce an allocation, "
-            "record a correction (--correction) with a note saying why"
+            "record a correction with a note saying why"
+        )
+    if correction and amount_micro > 0:
+        raise InvalidInput(
+            f"a correction removes funds, so its amount is negative, e.g. "
+            f"-{to_decimal_string(amount_micro)}; to add funds, record an allocation"
         )
     if correction and not note.strip():
-        raise InvalidInput("a correction needs a note saying why (--note)")
+        raise InvalidInput("a correction needs a note saying why it is made")
+    maximum = settings.bounds.max_amount
+    if abs(amount_micro) > maximum:
+        raise InvalidInput(
+            f"amount {to_decimal_string(amount_micro)} is larger than one entry may be "
+            f"({to_decimal_string(maximum)}, bounds.max_amount in the config); split it, or "
+            "ask the centre's operators to raise the bound"
+        )
     start = at_ms if valid_from_ms is None else valid_from_ms
     if valid_until_ms is not None and valid_until_ms <= start:
         raise InvalidInput(
             f"valid until {iso(valid_until_ms)} is not after valid from {iso(start)}; "
             "the window must end after it starts"
         )
+    if valid_until_ms is not None and valid_until_ms <= at_ms:
+        raise InvalidInput(
+            f"valid until {iso(valid_until_ms)} is already past; an allocation that has "
+            "ended would never be drawn. Give a later end, or none"
+        )
     project = get_project(session, slug, lock=True)
+    if correction:
+        left = load_account(session, project, at_ms).balance
+        if -amount_micro > left:
+            raise InvalidInput(
+                f"a correction of {to_decimal_string(amount_micro)} would take project {slug} "
+                f"below zero: it has {to_decimal_string(max(0, left))} left that has not been "
+                "drawn; correct at most that much"
+            )
     allocation = Allocation(
         project_id=project.id,
         amount_micro=amount_micro,
@@ -311,9 +289,6 @@ def get_member(session: Session, project: Project, username: str) -> Member | No
     ).first()
 
 
-_UNSET: Any = object()
-
-
 def set_member(
     session: Session,
     actor: str,
@@ -322,42 +297,30 @@ def set_member(
     *,
     at_ms: int,
     role: str | None = None,
-    max_gpus: int | None = _UNSET,
-    gpu_hours_per_week: str | Decimal | None = _UNSET,
-    max_session_hours: str | Decimal | None = _UNSET,
+    quota: Mapping[str, Any] | None = None,
 ) -> Member:
-    """Add a member or change one; caps left as ``_UNSET`` keep their value."""
+    """Add a member or change one; ``quota`` sets member-level limits by name (given values;
+    ``None`` for a name lifts the member's own value), and limits not named keep theirs."""
     check_username(username)
     if role is not None and role not in ROLES:
         raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if max_gpus is not _UNSET and max_gpus is not None and max_gpus < 0:
-        raise InvalidInput(f"max GPUs {max_gpus} is negative; give 0 or more")
-    week = (
-        _UNSET
-        if gpu_hours_per_week is _UNSET
-        else hours_to_ms(gpu_hours_per_week, "GPU-hours per week")
-    )
-    longest = (
-        _UNSET
-        if max_session_hours is _UNSET
-        else hours_to_ms(max_session_hours, "max session hours")
-    )
+    changes = limits.parse_changes(quota or {}, None, member=True)
     project = get_project(session, slug, lock=True)
     member = get_member(session, project, username)
     before = describe_member(member) if member else None
     if member is None:
         member = Member(
-            project_id=project.id, username=username, role=role or "member", created_ms=at_ms
+            project_id=project.id,
+            username=username,
+            role=role or "member",
+            limits={},
+            created_ms=at_ms,
         )
         session.add(member)
     elif role is not None:
         member.role = role
-    if max_gpus is not _UNSET:
-        member.max_gpus = max_gpus
-    if week is not _UNSET:
-        member.gpu_ms_per_week = week
-    if longest is not _UNSET:
-        member.max_session_ms = longest
+    if changes:
+        member.limits = limits.apply(member.limits, changes)
     session.flush()
     action = "member.add" if before is None else "member.update"
     audit.record(
@@ -384,70 +347,17 @@ def remove_member(session: Session, actor: str, slug: str, username: str) -> Non
     )
 
 
-@dataclass(frozen=True)
-class QuotaChange:
-    """Fields to change; ``_UNSET`` leaves a field, ``None`` makes it unlimited."""
-
-    max_gpus: int | None = _UNSET
-    member_max_gpus: int | None = _UNSET
-    gpu_hours_per_week: str | Decimal | None = _UNSET
-    max_session_hours: str | Decimal | None = _UNSET
-    profiles: list[str] | None = _UNSET
-    gpu_types: list[str] | None = _UNSET
-
-
 def set_quota(
-    session: Session, settings: Settings, actor: str, slug: str, change: QuotaChange
+    session: Session, settings: Settings, actor: str, slug: str, changes: Mapping[str, Any]
 ) -> Project:
-    for name in ("max_gpus", "member_max_gpus"):
-        value = getattr(change, name)
-        if value is not _UNSET and value is not None and value < 0:
-            raise InvalidInput(
-                f"{name.replace('_', ' ')} {value} is negative; give 0 or more, or 'none'"
-            )
-    week = (
-        _UNSET
-        if change.gpu_hours_per_week is _UNSET
-        else hours_to_ms(change.gpu_hours_per_week, "GPU-hours per week")
-    )
-    longest = (
-        _UNSET
-        if change.max_session_hours is _UNSET
-        else hours_to_ms(change.max_session_hours, "max session hours")
-    )
-    if longest is not _UNSET and longest == 0:
-        raise InvalidInput(
-            "max session hours 0 would stop every server at once; give more than 0, or 'none'"
-        )
-    known_profiles = {p.slug for p in settings.profiles}
-    if change.profiles not in (_UNSET, None):
-        unknown = sorted(set(change.profiles) - known_profiles)
-        if unknown:
-            raise InvalidInput(
-                f"unknown profiles {', '.join(unknown)}; profiles include: {', '.join(sorted(known_profiles))}"
-            )
-    if change.gpu_types not in (_UNSET, None):
-        unknown = sorted(set(change.gpu_types) - set(settings.prices.gpu))
-        if unknown:
-            raise InvalidInput(
-                f"unknown GPU types {', '.join(unknown)}; GPU types include: {', '.join(sorted(settings.prices.gpu))}"
-            )
+    """Change a project's limits by name (given values; ``None`` lifts a limit); every value
+    is checked against its declaration (:mod:`subsidyhub.limits`) before any is applied."""
+    if not changes:
+        raise InvalidInput(f"nothing to change; give any of {', '.join(limits.BY_NAME)}")
+    stored = limits.parse_changes(changes, settings)
     project = get_project(session, slug, lock=True)
     before = describe_quota(project)
-    if change.max_gpus is not _UNSET:
-        project.max_gpus = change.max_gpus
-    if change.member_max_gpus is not _UNSET:
-        project.member_max_gpus = change.member_max_gpus
-    if week is not _UNSET:
-        project.gpu_ms_per_week = week
-    if longest is not _UNSET:
-        project.max_session_ms = longest
-    if change.profiles is not _UNSET:
-        project.allowed_profiles = sorted(change.profiles) if change.profiles is not None else None
-    if change.gpu_types is not _UNSET:
-        project.allowed_gpu_types = (
-            sorted(change.gpu_types) if change.gpu_types is not None else None
-        )
+    project.limits = limits.apply(project.limits, stored)
     audit.record(
         session, actor, "quota.set", f"project:{slug}/quota", before, describe_quota(project)
     )

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from subsidyhub.ledger import audit
 from subsidyhub.ledger.models import Member, Project
-from subsidyhub.ledger.projects import check_username, describe_member
+from subsidyhub.ledger.projects import check_username
 from subsidyhub.settings import Sso, SsoGroup
+from subsidyhub.shapes import describe_member
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +149,3 @@ def sync_memberships(
                 changes.append(MembershipChange(slug, "removed", None, member.role))
     session.flush()
     return SyncResult(username, tuple(changes), tuple(kept), unknown)
-
-
-def describe_sync(result: SyncResult) -> dict[str, Any]:
-    return {
-        "user": result.username,
-        "changes": [
-            {
-                "project": change.project,
-                "change": change.change,
-                "role": change.role,
-                "previous_role": change.previous_role,
-            }
-            for change in result.changes
-        ],
-        "kept": list(result.kept),
-        "unknown_projects": list(result.unknown_projects),
-    }

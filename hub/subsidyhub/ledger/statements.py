@@ -3,7 +3,8 @@
 A statement is a grouping of charge lines whose interval starts in the month (metering cuts
 intervals at month starts, so none straddles two months). Totals are sums of the same lines,
 so list = subsidy + co-pay holds on every row and the statement's subsidy equals what was
-drawn from the project's allocations for that month, to the micro-unit. This is what a
+drawn from the project's allocations for that month, to the micro-unit. Reversal lines
+(time charged past a stop the hub saw) count negative in hours as in money. This is what a
 centre attaches to its subsidy claim.
 """
 
@@ -12,21 +13,19 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from subsidyhub.ledger.metering import charged_ms
 from subsidyhub.ledger.models import Charge, Organisation, Project, SpawnSession
-from subsidyhub.money import MS_PER_HOUR, bp_to_fraction_string, to_decimal_string
-from subsidyhub.timeutil import month_bounds
-
-_HOURS = Decimal("0.0001")
+from subsidyhub.money import bp_to_fraction_string, to_decimal_string
+from subsidyhub.timeutil import format_hours, month_bounds
 
 
 def _hours(ms: int) -> str:
-    return f"{(Decimal(ms) / MS_PER_HOUR).quantize(_HOURS)}"
+    return format_hours(ms, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +135,7 @@ def statement(
 ) -> Statement:
     """The statement of ``month`` (YYYY-MM) for the given projects, or all when ``None``."""
     start, end = month_bounds(month)
-    usage = Charge.kind == "usage"
-    duration = Charge.interval_end_ms - Charge.interval_start_ms
+    duration = charged_ms()
     query = (
         select(
             Project.slug,
@@ -145,9 +143,9 @@ def statement(
             SpawnSession.profile_slug,
             SpawnSession.gpu_type,
             func.count(func.distinct(SpawnSession.id)),
-            func.sum(case((usage, duration), else_=0)),
-            func.sum(case((usage, duration * SpawnSession.gpu_count), else_=0)),
-            func.sum(case((usage, duration * SpawnSession.cpu_millicores), else_=0)),
+            func.sum(duration),
+            func.sum(duration * SpawnSession.gpu_count),
+            func.sum(duration * SpawnSession.cpu_millicores),
             func.sum(Charge.list_micro),
             func.sum(Charge.subsidy_micro),
             func.sum(Charge.copay_micro),

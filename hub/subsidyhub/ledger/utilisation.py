@@ -24,21 +24,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from subsidyhub.ledger.metering import charged_ms
 from subsidyhub.ledger.models import Charge, SpawnSession
-from subsidyhub.money import MS_PER_HOUR, to_decimal_string
+from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import month_bounds
+from subsidyhub.timeutil import format_hours, month_bounds
 
-_HOURS = Decimal("0.0001")
 _PERCENT = Decimal("0.01")
 CPU_ONLY = "cpu-only"
 
 
 def _hours(ms: int | None) -> str | None:
-    return None if ms is None else f"{(Decimal(ms) / MS_PER_HOUR).quantize(_HOURS)}"
+    return None if ms is None else format_hours(ms, 4)
 
 
 def _percent(used_ms: int, capacity_ms: int | None) -> str | None:
@@ -138,27 +138,19 @@ class Utilisation:
 
 
 def gpu_capacity(settings: Settings, gpu_type: str) -> Capacity:
-    """GPUs of ``gpu_type``: from ``gpu_capacity``, else the backend's single-type GPU pool."""
-    if gpu_type in settings.gpu_capacity:
-        return Capacity(settings.gpu_capacity[gpu_type], "gpu_capacity")
-    pools = {"local": settings.local.gpus, "docker": settings.docker.gpus}
-    pool = pools.get(settings.backend)
-    profile_types = {p.gpu_type for p in settings.profiles if p.gpu_type}
-    if pool is not None and profile_types == {gpu_type}:
-        return Capacity(len(pool), f"{settings.backend}.gpus")
-    return Capacity(None, "unknown")
+    """GPUs of ``gpu_type`` and where the figure comes from (:meth:`Settings.gpu_capacity_of`)."""
+    return Capacity(*settings.gpu_capacity_of(gpu_type))
 
 
 def utilisation(session: Session, settings: Settings, month: str) -> Utilisation:
     """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any."""
     start, end = month_bounds(month)
-    duration = Charge.interval_end_ms - Charge.interval_start_ms
-    usage = Charge.kind == "usage"
+    duration = charged_ms()
     query = (
         select(
             SpawnSession.gpu_type,
             func.count(func.distinct(SpawnSession.id)),
-            func.sum(case((usage, duration * SpawnSession.gpu_count), else_=0)),
+            func.sum(duration * SpawnSession.gpu_count),
             func.sum(Charge.list_micro),
             func.sum(Charge.subsidy_micro),
         )

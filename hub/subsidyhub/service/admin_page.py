@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from subsidyhub.names import ADMINS_ROLE
 from subsidyhub.service.auth import ADMINS, Unauthenticated
 from subsidyhub.service.browser_auth import (
     SESSION_COOKIE,
@@ -47,7 +48,7 @@ def forbidden_page(name: str, hub_home: str, logout: str) -> str:
 <body><main class="sh-narrow"><section class="sh-card sh-denied" id="sh-forbidden">
 <h1>403 · Not a SubsidyHub admin</h1>
 <p>You are signed in as <strong>{escape(name)}</strong>. The admin page needs {escape(ADMINS)}.</p>
-<p>Ask the centre's admins for the role <code>subsidy-admins</code> if you should have it.</p>
+<p>Ask the centre's admins for the role <code>{ADMINS_ROLE}</code> if you should have it.</p>
 <p><a class="sh-button" href="{escape(hub_home)}">Back to the hub</a>
 <a class="sh-link" href="{escape(logout)}">Sign out</a></p>
 </section></main></body></html>

@@ -30,7 +30,9 @@ from fastapi import FastAPI
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from subsidyhub import shapes
 from subsidyhub.ledger.db import Database, now_ms
+from subsidyhub.names import API_PATH
 from subsidyhub.service.admin_page import install_admin_page
 from subsidyhub.service.auth import HubAuthenticator
 from subsidyhub.service.browser_auth import BrowserLogin
@@ -45,6 +47,7 @@ from subsidyhub.service.routes import (
     audit,
     courses,
     health,
+    limits,
     me,
     metrics,
     prices,
@@ -58,7 +61,19 @@ from subsidyhub.settings import Settings
 
 access_log = logging.getLogger("subsidyhub.service.access")
 
-API_ROUTERS = (me, spending, projects, prices, admissions, statements, audit, sso, courses, servers)
+API_ROUTERS = (
+    me,
+    spending,
+    projects,
+    limits,
+    prices,
+    admissions,
+    statements,
+    audit,
+    sso,
+    courses,
+    servers,
+)
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -182,8 +197,10 @@ def create_app(
     )
     install_error_handlers(app)
     for module in API_ROUTERS:
-        app.include_router(module.router, prefix=f"{prefix}api/v1")
-    app.include_router(metrics.router, prefix=prefix.rstrip("/"))
+        app.include_router(
+            module.router, prefix=f"{prefix}{API_PATH}", responses=shapes.ERROR_RESPONSES
+        )
+    app.include_router(metrics.router, prefix=prefix.rstrip("/"), responses=shapes.ERROR_RESPONSES)
     app.include_router(health.router, prefix=prefix.rstrip("/"))
     app.state.hub = None
     install_admin_page(

@@ -10,6 +10,12 @@ in clear or echoed in a response.
 
 Permissions, from the guarantees in the architecture:
 
+* a token must be meant for this service: it carries ``access:services!service=subsidy`` (or
+  ``access:services``), as JupyterHub's own ``HubAuth.access_scopes`` requires. A user's full
+  token, a single-user server's token and the admin page's OAuth token have it (the hub plugin
+  grants it on the ``user`` and ``server`` roles, and the hub gives it to a service's OAuth
+  tokens); a token minted with other scopes, for another purpose, gets a 403. Only the hub's
+  own token and service admins need no access scope;
 * users read only their own data;
 * project managers (members with role ``manager``) read their project, its members,
   statement and audit trail, and add or remove its members;
@@ -32,22 +38,20 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subsidyhub.errors import Forbidden, SubsidyError
-from subsidyhub.ledger.models import Member, Project
-from subsidyhub.ledger.projects import get_project
+from subsidyhub.ledger.models import Project
+from subsidyhub.ledger.projects import get_project, managed_project
+from subsidyhub.names import ADMIN_SCOPE, HUB_ADMIN_POWER_SCOPE, SERVICE_NAME
 from subsidyhub.service.browser_auth import session_token
 from subsidyhub.service.context import Context
 
 log = logging.getLogger(__name__)
 
-ADMIN_SCOPE = "custom:subsidy:admin"
-# A hub admin's token counts as admin only when it carries admin power; a narrowly scoped
-# token (a single-user server's, say) of a hub admin is treated as that user's.
-HUB_ADMIN_POWER_SCOPE = "admin:users"
-SERVICE_NAME = "subsidy"
+# Holds the access scope of every service, the subsidy service's included.
+ALL_SERVICES_ACCESS = "access:services"
+
 ADMINS = f"a service admin (a hub admin, or a holder of scope {ADMIN_SCOPE})"
 
 
@@ -123,6 +127,7 @@ class HubAuthenticator:
     ) -> None:
         self.hub_api_url = hub_api_url.rstrip("/")
         self.service_name = service_name
+        self.access_scope = f"{ALL_SERVICES_ACCESS}!service={service_name}"
         self._service_token = service_token
         self._ttl = ttl_seconds
         self._rejected_ttl = rejected_ttl_seconds
@@ -168,7 +173,21 @@ class HubAuthenticator:
                 "JupyterHub did not accept this token (expired, revoked or mistyped); "
                 "create a new one on the hub's Token page."
             )
+        self._require_access(identity)
         return identity
+
+    def _require_access(self, identity: Identity) -> None:
+        """A 403 unless the token carries this service's access scope (see the module doc)."""
+        if identity.hub_facing or identity.is_admin:
+            return
+        if self.access_scope in identity.scopes or ALL_SERVICES_ACCESS in identity.scopes:
+            return
+        raise Forbidden(
+            f"This token of {identity.actor} lacks the scope {self.access_scope}, which every "
+            f"token used with the {self.service_name} service needs. Create a token on the "
+            "hub's Token page with no scopes chosen (it then has all of yours) or with that "
+            "scope; in a notebook, the server's own JUPYTERHUB_API_TOKEN has it."
+        )
 
     def _remember(self, key: bytes, entry: tuple[float, Identity | None]) -> None:
         self._cache[key] = entry
@@ -263,15 +282,7 @@ def project_for(session: Session, identity: Identity, slug: str, what: str) -> P
     if identity.is_admin:
         return get_project(session, slug)
     if identity.is_user:
-        managed = session.scalars(
-            select(Project)
-            .join(Member, Member.project_id == Project.id)
-            .where(
-                Project.slug == slug,
-                Member.username == identity.name,
-                Member.role == "manager",
-            )
-        ).first()
+        managed = managed_project(session, slug, identity.name)
         if managed is not None:
             return managed
     raise Forbidden(

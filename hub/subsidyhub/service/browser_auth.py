@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from subsidyhub.errors import Forbidden, InvalidInput
+from subsidyhub.names import OAUTH_CLIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class BrowserLogin:
         prefix: str,
         hub_api_url: str,
         client_secret: str,
-        client_id: str = "service-subsidy",
+        client_id: str = OAUTH_CLIENT_ID,
         hub_host: str = "",
         hub_base_url: str = "/",
         callback_url: str | None = None,

@@ -7,11 +7,14 @@ One asyncio task per service process. Each round it
 * asks :func:`ledger.enforcement.plan` which servers are due and when the next one is, closes
   the due sessions in the ledger with their reason and asks the hub to stop the servers;
 * every ``metering.reconcile_seconds`` compares the ledger's running sessions with the hub's
-  running servers (paginated): a session whose server is gone is closed, a server that was
-  never admitted is stopped, admitted from its own start time, or left, by config.
+  running servers (paginated): a session whose server is gone is closed at the last instant
+  a listing showed it running (never "now": its stop notice may still be on the way, and
+  corrects the stop when it comes), a server that was never admitted is stopped, admitted
+  from its own start time, or left, by config.
 
-Among several replicas on PostgreSQL only the holder of the leader lock does this work
-(:mod:`subsidyhub.service.leader`); the others retry taking the lead every second.
+Among several processes on one ledger (replicas on PostgreSQL; on SQLite, a stray second
+service) only the holder of the leader lock does this work (:mod:`subsidyhub.service.leader`);
+the others retry taking the lead every second.
 
 It sleeps until the earliest of: the next tick, the next stop deadline, the next
 reconciliation, or one second. Each second it reads a cheap change marker (newest audit
@@ -29,14 +32,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-
 from subsidyhub.errors import SubsidyError
 from subsidyhub.ledger import admission
 from subsidyhub.ledger.db import Database
-from subsidyhub.ledger.enforcement import Plan, StopOrder, plan
+from subsidyhub.ledger.enforcement import (
+    Plan,
+    RunningServer,
+    StopOrder,
+    change_marker,
+    mark_seen,
+    plan,
+    running_servers,
+)
 from subsidyhub.ledger.metering import charge_until
-from subsidyhub.ledger.models import AuditEntry, SpawnSession
 from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
 from subsidyhub.service.leader import Leadership
 from subsidyhub.service.metrics import ServiceMetrics
@@ -79,10 +87,10 @@ class Enforcer:
         self.state = EnforcerState()
         self._wake = asyncio.Event()
 
-    def nudge(self) -> None:
-        """Recompute the plan at once (after a change this process made)."""
-        self.state.marker = None
-        self._wake.set()
+    def retry_hub_stop(self, username: str, server_name: str, reason: str) -> None:
+        """Ask the hub again, each round until it confirms, to stop a server whose session
+        is closed already (an admin's stop the hub did not answer)."""
+        self.state.pending_hub_stops[(username, server_name)] = reason
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -161,14 +169,7 @@ class Enforcer:
 
     def _marker(self) -> tuple[int, int, int]:
         with self.db.read() as session:
-            row = session.execute(
-                select(
-                    select(func.max(AuditEntry.id)).scalar_subquery(),
-                    select(func.max(SpawnSession.id)).scalar_subquery(),
-                    select(func.max(SpawnSession.stopped_ms)).scalar_subquery(),
-                )
-            ).one()
-        return (row[0] or 0, row[1] or 0, row[2] or 0)
+            return change_marker(session)
 
     def _plan(self, now_ms: int) -> Plan:
         with self.db.read() as session:
@@ -176,10 +177,12 @@ class Enforcer:
 
     # -- stopping ---------------------------------------------------------------------------
 
-    def _close(self, session_id: int, reason: str) -> bool:
-        """Close a session in the ledger; True if this call closed it."""
+    def _close(self, session_id: int, reason: str, at_ms: int | None = None) -> bool:
+        """Close a session in the ledger (at ``at_ms``, default now); True if this call closed it."""
         with self.db.write() as session:
-            stopped = admission.stop(session, session_id, now_ms=self.clock(), reason=reason)
+            stopped = admission.stop(
+                session, session_id, now_ms=self.clock(), reason=reason, at_ms=at_ms
+            )
         if not stopped.already:
             self.metrics.stops.labels(reason).inc()
         return not stopped.already
@@ -212,17 +215,13 @@ class Enforcer:
 
     # -- reconciliation ---------------------------------------------------------------------
 
-    def _running_sessions(self) -> list[tuple[int, str, str, int]]:
+    def _running_sessions(self) -> list[RunningServer]:
         with self.db.read() as session:
-            rows = session.execute(
-                select(
-                    SpawnSession.id,
-                    SpawnSession.username,
-                    SpawnSession.server_name,
-                    SpawnSession.started_ms,
-                ).where(SpawnSession.stopped_ms.is_(None))
-            )
-            return [(r[0], r[1], r[2], r[3]) for r in rows]
+            return running_servers(session)
+
+    def _mark_seen(self, listed_ms: int, unlisted: list[int]) -> None:
+        with self.db.write() as session:
+            mark_seen(session, listed_ms, unlisted)
 
     def _admit_found(self, server: HubServer) -> None:
         """Admit a server found running without a session, charged from its own start time.
@@ -249,14 +248,19 @@ class Enforcer:
             log.warning("Reconciliation skipped: %s", error)
             return
         sessions = await asyncio.to_thread(self._running_sessions)
-        known = {(user, name) for _, user, name, _ in sessions}
+        known = {(row.username, row.server_name) for row in sessions}
+        unlisted = [row for row in sessions if (row.username, row.server_name) not in servers]
         closed = 0
-        for session_id, user, name, started in sessions:
-            if (user, name) not in servers and started < listed_at - RECONCILE_GRACE_MS:
-                closed += await asyncio.to_thread(self._close, session_id, "reconciled")
+        for row in unlisted:
+            if row.started_ms < listed_at - RECONCILE_GRACE_MS:
+                closed += await asyncio.to_thread(
+                    self._close, row.session_id, admission.RECONCILED, row.seen_ms
+                )
         unknown = [s for key, s in servers.items() if key not in known and s.pending != "spawn"]
         for server in unknown:
             await self._handle_unadmitted(server)
+        # Last, so that a server admitted just above from its own start counts as seen too.
+        await asyncio.to_thread(self._mark_seen, listed_at, [row.session_id for row in unlisted])
         self.metrics.reconcile_drift.labels("sessions_closed").set(closed)
         self.metrics.reconcile_drift.labels("servers_unadmitted").set(len(unknown))
         if closed or unknown:

@@ -1,7 +1,8 @@
 """Every error the service returns is JSON a person can act on.
 
 The shape is JupyterHub's: ``{"status": <int>, "message": "<what is wrong and what to do>"}``,
-plus ``"reason"`` (a stable code) when a spawn is refused. Domain errors
+plus ``"reason"``, a stable code a client can branch on (a spawn's refusal, a price change
+that needs confirming, an admission past its deadline), on every domain error. Domain errors
 (:class:`~subsidyhub.errors.SubsidyError`) keep their own status and message; request
 validation errors are rewritten to name the field, the value received and what to send
 instead; unknown routes, wrong methods and unexpected failures get the same shape. Nothing
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from subsidyhub.errors import Refused, SubsidyError
+from subsidyhub.errors import SubsidyError
 from subsidyhub.service.auth import Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
 async def on_subsidy_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, SubsidyError)
     headers = {"WWW-Authenticate": "token"} if isinstance(error, Unauthenticated) else None
-    reason = error.reason if isinstance(error, Refused) else None
-    return error_response(error.status, error.message, reason=reason, headers=headers)
+    return error_response(error.status, error.message, reason=error.reason, headers=headers)
 
 
 async def on_validation_error(_request: Request, error: Exception) -> JSONResponse:

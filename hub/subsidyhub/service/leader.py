@@ -1,15 +1,26 @@
-"""One enforcer among several service replicas: a PostgreSQL session advisory lock.
+"""One enforcer among the service processes sharing a ledger: a lock only the leader holds.
 
-Every replica answers requests; only the holder of the lock meters, stops and reconciles.
-The lock lives on a dedicated connection, so it is released when the holder's process or
-connection dies and another replica takes over at its next try. Correctness does not depend
-on it (ticks are serialised and idempotent, stops are idempotent); it avoids doing the work
-twice. SQLite has one process by construction: there the lock is always held.
+Every process answers requests; only the holder of the lock meters, stops and reconciles.
+
+* PostgreSQL: a session advisory lock on a dedicated connection, released when the holder's
+  process or connection dies.
+* SQLite file: an exclusive ``flock`` on a lock file beside the database
+  (``subsidyhub.sqlite.leader``, which names the pid of the last leader), held while the process lives
+  and released by the kernel when it dies. Two services on one embedded ledger happen: an
+  orphaned managed service next to the restarted hub's, or one started by hand.
+* SQLite in memory: one process by construction, so it always leads.
+
+The others try again at their next round (every second), so one takes over within a second or
+two of the leader's death. Correctness does not depend on the lock (ticks are serialised and
+idempotent, stops are idempotent); it keeps the work from being done twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+from pathlib import Path
 
 from sqlalchemy import Connection, text
 
@@ -18,17 +29,53 @@ from subsidyhub.ledger.db import Database
 log = logging.getLogger("subsidyhub.leader")
 
 LEADER_LOCK_KEY = 0x5B5D_0003
+LOCK_FILE_SUFFIX = ".leader"
+
+
+def lock_file_path(db: Database) -> Path | None:
+    """The SQLite ledger's leader lock file; None for PostgreSQL and in-memory SQLite."""
+    if not db.is_sqlite:
+        return None
+    url = db.engine.url
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    return Path(database).with_name(Path(database).name + LOCK_FILE_SUFFIX)
 
 
 class Leadership:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._connection: Connection | None = None
+        self._lock_path = lock_file_path(db)
+        self._lock_fd: int | None = None
 
     def holds(self) -> bool:
         """Whether this process leads now; tries to take the lead if nobody holds it."""
         if self.db.is_sqlite:
+            return self._lock_path is None or self._holds_file_lock(self._lock_path)
+        return self._holds_advisory_lock()
+
+    def _holds_file_lock(self, path: Path) -> bool:
+        if self._lock_fd is not None:
             return True
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            log.warning("Cannot open the leader lock file %s: %s", path, error)
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another process (BlockingIOError), or no locks here
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        log.info("This process now leads metering and enforcement (lock %s)", path)
+        return True
+
+    def _holds_advisory_lock(self) -> bool:
         try:
             if self._connection is None:
                 self._connection = self.db.engine.connect()
@@ -50,7 +97,11 @@ class Leadership:
             return False
 
     def release(self) -> None:
-        """Let go: the connection is discarded, not pooled, since its session holds the lock."""
+        """Let go: the lock file is closed (unlocking it); the PostgreSQL connection is
+        discarded, not pooled, since its session holds the lock."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._connection is not None:
             try:
                 self._connection.invalidate()

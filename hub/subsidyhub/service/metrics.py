@@ -22,11 +22,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from subsidyhub.ledger.accounts import load_accounts
+from subsidyhub.ledger.accounts import charged_by_project, load_accounts
 from subsidyhub.ledger.db import Database
-from subsidyhub.ledger.models import SpawnSession
 from subsidyhub.ledger.projects import list_projects
 from subsidyhub.money import MICRO
 
@@ -90,16 +88,7 @@ class ProjectAccounts(Collector):
         with self._db.read() as session:
             projects = list_projects(session)
             accounts = load_accounts(session, projects, now)
-            charged = {
-                row[0]: (int(row[1] or 0), int(row[2] or 0))
-                for row in session.execute(
-                    select(
-                        SpawnSession.project_id,
-                        func.sum(SpawnSession.charged_list_micro),
-                        func.sum(SpawnSession.charged_subsidy_micro),
-                    ).group_by(SpawnSession.project_id)
-                )
-            }
+            charged = charged_by_project(session)
         for project in projects:
             account = accounts[project.id]
             labels = [project.slug]

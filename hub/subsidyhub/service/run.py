@@ -10,9 +10,11 @@ JupyterHub starts ``python -m subsidyhub.service`` with
 
 and SubsidyHub adds ``SUBSIDYHUB_CONFIG`` (the ``subsidyhub.yaml`` in force; the embedded
 default when unset) and ``SUBSIDYHUB_REQUIRE_POSTGRESQL`` (set by the Helm chart: refuse a ledger
-that is not PostgreSQL). At start the database schema is brought up to date and the config's
-prices are loaded, so a fresh database is ready before the first request. A missing variable
-or a bad config stops the start with one line saying what to set.
+that is not PostgreSQL). As the hub's managed service, the hub plugin also sets
+``SUBSIDYHUB_HUB_PID``, and the process ends with that hub (:mod:`subsidyhub.service.lifeline`).
+At start the database schema is brought up to date and the config's prices are loaded, so a
+fresh database is ready before the first request. A missing variable or a bad config stops the
+start with one line saying what to set.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import uvicorn
 
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.names import OAUTH_CLIENT_ID, SERVICE_PREFIX
 from subsidyhub.service.app import create_app
 from subsidyhub.service.browser_auth import BrowserLogin
+from subsidyhub.service.lifeline import NoHub, follow_hub
 from subsidyhub.settings import ConfigError, load_settings
 
-DEFAULT_PREFIX = "/services/subsidy/"
 REQUIRED = ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN")
 REQUIRE_POSTGRESQL = "SUBSIDYHUB_REQUIRE_POSTGRESQL"
 
@@ -66,7 +69,7 @@ class ServiceEnvironment:
                 f"JUPYTERHUB_SERVICE_URL {environ['JUPYTERHUB_SERVICE_URL']!r} is not an "
                 "http URL; give one such as http://127.0.0.1:10101"
             )
-        prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX") or DEFAULT_PREFIX
+        prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX") or SERVICE_PREFIX
         return cls(
             host=url.hostname,
             port=url.port or (443 if url.scheme == "https" else 80),
@@ -77,7 +80,7 @@ class ServiceEnvironment:
                 prefix=prefix,
                 hub_api_url=environ["JUPYTERHUB_API_URL"],
                 client_secret=environ["JUPYTERHUB_API_TOKEN"],
-                client_id=environ.get("JUPYTERHUB_CLIENT_ID") or "service-subsidy",
+                client_id=environ.get("JUPYTERHUB_CLIENT_ID") or OAUTH_CLIENT_ID,
                 hub_host=environ.get("JUPYTERHUB_HOST", ""),
                 hub_base_url=environ.get("JUPYTERHUB_BASE_URL") or "/",
                 callback_url=environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL") or None,
@@ -113,10 +116,11 @@ def main() -> None:
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
     )
     try:
+        follow_hub(os.environ)  # first: a service whose hub is gone must not start metering
         environment = ServiceEnvironment.from_environ(os.environ)
         settings = load_settings()
         check_database_url(settings.resolved_database_url(), os.environ)
-    except (EnvironmentProblem, ConfigError) as problem:
+    except (NoHub, EnvironmentProblem, ConfigError) as problem:
         print(f"subsidyhub service: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
     db = Database(settings.resolved_database_url())

@@ -11,13 +11,24 @@ request are left unchanged; ``null`` (where allowed) removes a limit.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from fastapi import Path, Query
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 
+from subsidyhub import limits
 from subsidyhub.errors import InvalidInput
-from subsidyhub.money import AmountError, bp_from_fraction, parse_amount
+from subsidyhub.ledger.admission import STOP_SKEW_MS
+from subsidyhub.money import AMOUNT_FORM, AmountError, bp_from_fraction, parse_amount
+from subsidyhub.slugs import MAX_LENGTH, PROJECT_SLUG, USERNAME_DESCRIPTION, USERNAME_PATTERN
 from subsidyhub.timeutil import parse_when
 
 
@@ -63,27 +74,68 @@ def _moment(value: Any) -> int:
 
 # Converted to ledger units (micro-units, basis points, epoch ms) on the way in; the OpenAPI
 # description shows what a client sends.
+_AMOUNT_SCHEMA = {
+    "type": "string",
+    "pattern": r"^[0-9]{1,13}(\.[0-9]{1,6})?$",
+    "description": f"A plain decimal in currency units: {AMOUNT_FORM}. Allocations are at "
+    "most bounds.max_amount and prices at most bounds.max_price_per_hour (subsidyhub.yaml).",
+}
 Amount = Annotated[
     int,
     BeforeValidator(_unsigned_amount),
-    WithJsonSchema({"type": "string", "examples": ["500.00"]}),
+    WithJsonSchema(_AMOUNT_SCHEMA | {"examples": ["500.00"]}),
 ]
 SignedAmount = Annotated[
     int,
     BeforeValidator(_signed_amount),
-    WithJsonSchema({"type": "string", "examples": ["500.00", "-20.00"]}),
+    WithJsonSchema(
+        _AMOUNT_SCHEMA
+        | {"pattern": r"^-?[0-9]{1,13}(\.[0-9]{1,6})?$", "examples": ["500.00", "-20.00"]}
+    ),
 ]
 RateBP = Annotated[
-    int, BeforeValidator(_rate), WithJsonSchema({"type": "string", "examples": ["0.70"]})
+    int,
+    BeforeValidator(_rate),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?|\.[0-9]{1,4})$",
+            "examples": ["0.70"],
+        }
+    ),
 ]
 Moment = Annotated[
     int,
     BeforeValidator(_moment),
     WithJsonSchema({"type": "string", "examples": ["2027-01-01", "2027-01-01T08:00:00Z"]}),
 ]
-Hours = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-Username = Annotated[str, Field(min_length=1, max_length=255)]
-ServerName = Annotated[str, Field(max_length=255)]
+Username = Annotated[
+    str,
+    Field(pattern=USERNAME_PATTERN, description=f"A JupyterHub user name: {USERNAME_DESCRIPTION}."),
+]
+# Path and query parameters, checked before any handler runs (an id past 64 bits or a name
+# with a NUL would otherwise reach the database).
+MAX_ID = 2**63 - 1
+SessionId = Annotated[int, Path(ge=1, le=MAX_ID, description="A session's id.")]
+ProjectSlugParam = Annotated[
+    str,
+    Path(
+        pattern=PROJECT_SLUG.pattern,
+        max_length=MAX_LENGTH,
+        description=f"A project's slug: {PROJECT_SLUG.description}.",
+    ),
+]
+UsernameParam = Annotated[
+    str, Path(pattern=USERNAME_PATTERN, description=f"A user name: {USERNAME_DESCRIPTION}.")
+]
+ProjectSlugQuery = Annotated[
+    str | None,
+    Query(pattern=PROJECT_SLUG.pattern, max_length=MAX_LENGTH, description="A project's slug."),
+]
+UsernameQuery = Annotated[str | None, Query(pattern=USERNAME_PATTERN, description="A user name.")]
+# Text that names something (a server, an IdP group): no control characters.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+ServerName = Annotated[str, Field(max_length=255, pattern=NO_CONTROL)]
 # Stop reasons are codes ("user", "idle", "exhausted"), not prose: they label metrics.
 ReasonCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 
@@ -110,9 +162,11 @@ class Body(BaseModel):
 
 
 class ProjectCreate(Body):
-    slug: str = Field(max_length=63, examples=["climate-ml"])
+    slug: str = Field(
+        max_length=MAX_LENGTH, description=f"{PROJECT_SLUG.description}.", examples=["climate-ml"]
+    )
     name: str = Field(max_length=200, examples=["Climate ML group"])
-    organisation: str | None = Field(None, max_length=63)
+    organisation: str | None = Field(None, max_length=MAX_LENGTH)
     subsidy_rate: RateBP | None = Field(
         None, description='Share of the list price the scheme pays, e.g. "0.70".'
     )
@@ -148,26 +202,32 @@ class AllocationCreate(Body):
         return self
 
 
+class _LimitChanges(Body):
+    @model_validator(mode="after")
+    def _changes_something(self) -> _LimitChanges:
+        if not self.model_fields_set:
+            raise ValueError(f"nothing to change; give any of {', '.join(type(self).model_fields)}")
+        return self
+
+
+# One field per limit (subsidyhub.limits), with its bounds and help; null lifts a limit.
+QuotaPut = create_model(
+    "QuotaPut",
+    __base__=_LimitChanges,
+    __doc__="A project's limits to change; fields left out keep their value.",
+    **{limit.name: limits.field(limit) for limit in limits.LIMITS},
+)
+MemberQuota = create_model(
+    "MemberQuota",
+    __base__=_LimitChanges,
+    __doc__="A member's own values of member-level limits (null: the project's applies).",
+    **{limit.name: limits.field(limit) for limit in limits.MEMBER_LIMITS},
+)
+
+
 class MemberPut(Body):
     role: str | None = Field(None, description="manager or member; default member")
-    max_gpus: int | None = Field(None, ge=0)
-    gpu_hours_per_week: Hours | None = None
-    max_session_hours: Hours | None = None
-
-
-class QuotaPut(Body):
-    max_gpus: int | None = Field(None, ge=0)
-    member_max_gpus: int | None = Field(None, ge=0)
-    gpu_hours_per_week: Hours | None = None
-    max_session_hours: Hours | None = None
-    profiles: list[str] | None = None
-    gpu_types: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> QuotaPut:
-        if not self.model_fields_set:
-            raise ValueError(f"nothing to change; give any of {', '.join(self.model_fields)}")
-        return self
+    quota: MemberQuota | None = Field(None, description="The member's own limits to change.")
 
 
 class PriceChange(Body):
@@ -176,6 +236,11 @@ class PriceChange(Body):
     gpu: dict[str, Amount] | None = Field(None, description="Per GPU-hour, by GPU type.")
     effective_from: Moment | None = Field(None, description="Default now; not in the past.")
     note: str = Field("", max_length=2000)
+    confirm: bool = Field(
+        False,
+        description="Apply prices that change by more than bounds.price_change_factor "
+        "(refused with reason needs_confirmation otherwise).",
+    )
 
     @model_validator(mode="after")
     def _changes_something(self) -> PriceChange:
@@ -184,11 +249,19 @@ class PriceChange(Body):
         return self
 
 
-class AdmissionRequest(Body):
+class AdmissionCheck(Body):
     user: Username
     server_name: ServerName = ""
     profile: str = Field(min_length=1, max_length=64)
-    project: str | None = Field(None, max_length=63)
+    project: str | None = Field(None, max_length=MAX_LENGTH)
+
+
+class AdmissionRequest(AdmissionCheck):
+    deadline: Moment | None = Field(
+        None,
+        description="When the hub stops waiting for the answer (ISO 8601, to the millisecond). "
+        "An admission not committed by then is refused with 503 and writes nothing.",
+    )
 
 
 class StopRequest(Body):
@@ -199,10 +272,17 @@ class ServerStopRequest(Body):
     user: Username
     server_name: ServerName = ""
     reason: ReasonCode = "user"
+    stopped_at: Moment | None = Field(
+        None,
+        description="When the hub saw the server stop (ISO 8601, to the millisecond): the "
+        "stop the ledger records, even if this notice comes late. Not before the session "
+        f"started, nor more than {STOP_SKEW_MS // 1000} s ahead of the service's clock. "
+        "Default: now.",
+    )
 
 
 class SsoGroupsPut(Body):
-    groups: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+    groups: list[Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL)]] = Field(
         max_length=5000,
         description="Every group the identity provider reports for the user; [] for none.",
     )

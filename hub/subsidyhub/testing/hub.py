@@ -2,14 +2,18 @@
 
 :class:`TestHub` writes a ``jupyterhub_config.py`` into a temporary directory and runs
 ``python -m jupyterhub`` with the npm ``configurable-http-proxy``, a SQLite hub database and
-free loopback ports. The hub is set up the way SubsidyHub deploys it:
+free loopback ports. The generated file imports SubsidyHub and calls
+:func:`configure_test_hub`, which grants what production grants through the very functions
+``subsidyhub up`` and the z2jh overlay use (:func:`subsidyhub.hubplugin.config.configure_access`):
+the service ``subsidy`` and its role, ``access:services!service=subsidy`` on the ``user`` and
+``server`` roles, and the custom scope ``custom:subsidy:admin`` with the ``subsidy-admins`` role.
+A hand-written copy of those once drifted from production, so tests passed with permissions no
+deployment had; tests/unit/test_test_hub.py checks that only these differ:
 
-* the service ``subsidy`` (optionally a managed one, started by the hub with a command), with
-  an API token and only the scopes it needs (``list:users``, ``read:users``, ``servers``);
-* the custom scope ``custom:subsidy:admin``, granted to the user ``centre-admin``;
-* ``access:services!service=subsidy`` on both the ``user`` and the ``server`` role (a server
-  token only gets scopes its user holds, so the server role alone would be silently dropped);
-* users ``alice``, ``bob``, ``carol``, ``centre-admin`` and the hub admin ``admin``;
+* ports, paths, the dummy authenticator and the users ``alice``, ``bob``, ``carol``,
+  ``centre-admin`` (the one subsidy admin) and the hub admin ``admin``;
+* the service is managed (started by the hub) only with ``service_command``, and is token-only
+  (no URL for the hub to route and wait for at start, no OAuth) without ``service_url``;
 * a second service, ``test-harness``, whose token can create tokens for any user, so a test
   can act as any of them (:meth:`TestHub.token_for`).
 
@@ -31,22 +35,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from subsidyhub.testing.postgres import free_port
+from subsidyhub.hubplugin.config import HubPlan, configure_access
+from subsidyhub.names import SERVICE_NAME, SERVICE_PREFIX
+from subsidyhub.netutil import free_port
 
-SERVICE_NAME = "subsidy"
 HARNESS_SERVICE = "test-harness"
-ADMIN_SCOPE = "custom:subsidy:admin"
 HUB_ADMIN = "admin"
 CENTRE_ADMIN = "centre-admin"
 USERS = ("alice", "bob", "carol", CENTRE_ADMIN)
-# What the subsidy service needs of the hub: list users and their servers, stop servers.
-SERVICE_SCOPES = ("list:users", "read:users", "servers")
+# A token-only service has no URL for the hub to route and wait for at start, hence no OAuth
+# client either (JupyterHub needs a redirect URI, derived from the URL, for one).
+WITHOUT_URL = ("url", "oauth_no_confirm", "oauth_client_allowed_scopes")
 
 
 def proxy_command() -> str:
@@ -88,6 +94,66 @@ def wait_for(
     raise TimeoutError(f"{url} was not ready after {timeout:.0f} s (last: {last})")
 
 
+@dataclass(frozen=True)
+class TestHubSetup:
+    """What one test hub differs in from production; plain values, written into its config."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    root: str
+    port: int
+    hub_port: int
+    proxy_api_port: int
+    proxy_command: str
+    proxy_auth_token: str
+    users: tuple[str, ...]
+    service_token: str
+    harness_token: str
+    service_url: str | None = None
+    service_command: tuple[str, ...] | None = None
+    service_environment: dict[str, str] = field(default_factory=dict)
+
+
+def configure_test_hub(c: Any, setup: TestHubSetup) -> None:
+    """Fill a JupyterHub config for one test hub: production's service, roles and scopes."""
+    root = Path(setup.root)
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{setup.port}/"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{setup.hub_port}"
+    c.JupyterHub.db_url = f"sqlite:///{root / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(root / "cookie_secret")
+    c.JupyterHub.pid_file = str(root / "jupyterhub.pid")
+    c.JupyterHub.authenticator_class = "dummy"
+    c.Authenticator.allowed_users = set(setup.users)
+    c.Authenticator.admin_users = {HUB_ADMIN}
+    c.ConfigurableHTTPProxy.command = [setup.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{setup.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = setup.proxy_auth_token
+    c.ConfigurableHTTPProxy.pid_file = str(root / "proxy.pid")
+
+    plan = HubPlan(
+        service_url=setup.service_url or "",
+        service_token=setup.service_token,
+        manage_service=setup.service_command is not None,
+        subsidy_admins=(CENTRE_ADMIN,),
+        service_environment=dict(setup.service_environment),
+    )
+    configure_access(c, plan)
+    [service] = [s for s in c.JupyterHub.services if s["name"] == SERVICE_NAME]
+    if setup.service_command is not None:
+        service["command"] = list(setup.service_command)
+    if setup.service_url is None:
+        for key in WITHOUT_URL:
+            del service[key]
+    c.JupyterHub.services.append({"name": HARNESS_SERVICE, "api_token": setup.harness_token})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": HARNESS_SERVICE,
+            "scopes": ["admin:users", "tokens", "admin:servers", "list:services"],
+            "services": [HARNESS_SERVICE],
+        }
+    )
+
+
 class TestHub:
     """One JupyterHub process with the SubsidyHub roles and services; see the module doc."""
 
@@ -103,7 +169,7 @@ class TestHub:
         service_environment: Mapping[str, str] | None = None,
         extra_config: str = "",
     ) -> None:
-        """``service_url`` routes ``/services/subsidy/`` to it; with ``service_command`` too
+        """``service_url`` routes the service prefix to it; with ``service_command`` too
         the hub starts the service itself (a managed service) with ``service_environment``.
         ``extra_config`` is Python appended to the generated config (``c`` is in scope)."""
         self._own_root = root is None
@@ -114,11 +180,12 @@ class TestHub:
         self.proxy_api_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.api_url = f"http://127.0.0.1:{self.hub_port}/hub/api"
-        self.service_prefix = f"/services/{SERVICE_NAME}/"
+        self.service_prefix = SERVICE_PREFIX
         self.service_url = service_url
         self.service_token = secrets.token_hex(32)
         self.harness_token = secrets.token_hex(32)
-        self._service_command = list(service_command) if service_command else None
+        self._proxy_auth_token = secrets.token_hex(32)
+        self._service_command = tuple(service_command) if service_command else None
         self._service_environment = dict(service_environment or {})
         self._extra_config = extra_config
         self._process: subprocess.Popen[bytes] | None = None
@@ -127,57 +194,30 @@ class TestHub:
 
     # -- configuration ------------------------------------------------------------------
 
+    def setup(self) -> TestHubSetup:
+        return TestHubSetup(
+            root=str(self.root),
+            port=self.port,
+            hub_port=self.hub_port,
+            proxy_api_port=self.proxy_api_port,
+            proxy_command=proxy_command(),
+            proxy_auth_token=self._proxy_auth_token,
+            users=self.users,
+            service_token=self.service_token,
+            harness_token=self.harness_token,
+            service_url=self.service_url,
+            service_command=self._service_command,
+            service_environment=self._service_environment,
+        )
+
     def config_text(self) -> str:
-        subsidy: dict[str, Any] = {"name": SERVICE_NAME, "api_token": self.service_token}
-        if self.service_url:
-            # OAuth as hubplugin/config.py sets it, so the admin page's sign-in can be tested
-            # (the hub derives the redirect URI from the service's URL).
-            subsidy |= {
-                "url": self.service_url,
-                "oauth_no_confirm": True,
-                "oauth_client_allowed_scopes": [ADMIN_SCOPE, "admin:users"],
-            }
-        if self._service_command:
-            subsidy["command"] = self._service_command
-            subsidy["environment"] = self._service_environment
-        services = [subsidy, {"name": HARNESS_SERVICE, "api_token": self.harness_token}]
-        access = f"access:services!service={SERVICE_NAME}"
-        roles = [
-            {"name": "user", "scopes": ["self", access]},
-            {"name": "server", "scopes": ["users:activity!user", "access:servers!server", access]},
-            {"name": "subsidy-service", "scopes": list(SERVICE_SCOPES), "services": [SERVICE_NAME]},
-            {"name": "subsidy-admins", "scopes": [ADMIN_SCOPE], "users": [CENTRE_ADMIN]},
-            {
-                "name": "test-harness",
-                "scopes": ["admin:users", "tokens", "admin:servers", "list:services"],
-                "services": [HARNESS_SERVICE],
-            },
-        ]
-        settings: dict[str, Any] = {
-            "JupyterHub.bind_url": self.url,
-            "JupyterHub.hub_bind_url": f"http://127.0.0.1:{self.hub_port}",
-            "JupyterHub.db_url": f"sqlite:///{self.root / 'jupyterhub.sqlite'}",
-            "JupyterHub.cookie_secret_file": str(self.root / "cookie_secret"),
-            "JupyterHub.pid_file": str(self.root / "jupyterhub.pid"),
-            "JupyterHub.authenticator_class": "dummy",
-            "JupyterHub.services": services,
-            "JupyterHub.load_roles": roles,
-            "JupyterHub.custom_scopes": {
-                ADMIN_SCOPE: {"description": "Administer the subsidy service (tests)."}
-            },
-            "Authenticator.allowed_users": set(self.users),
-            "Authenticator.admin_users": {HUB_ADMIN},
-            "ConfigurableHTTPProxy.command": [proxy_command()],
-            "ConfigurableHTTPProxy.api_url": f"http://127.0.0.1:{self.proxy_api_port}",
-            "ConfigurableHTTPProxy.auth_token": secrets.token_hex(32),
-            "ConfigurableHTTPProxy.pid_file": str(self.root / "proxy.pid"),
-        }
-        lines = [
-            "# Generated by subsidyhub.testing.hub for one test run.",
-            "c = get_config()  # noqa",
-        ]
-        lines += [f"c.{key} = {value!r}" for key, value in settings.items()]
-        return "\n".join(lines) + "\n" + self._extra_config + "\n"
+        return (
+            "# Generated by subsidyhub.testing.hub for one test run.\n"
+            "from subsidyhub.testing.hub import TestHubSetup, configure_test_hub\n\n"
+            "c = get_config()  # noqa\n"
+            f"configure_test_hub(c, TestHubSetup(**{asdict(self.setup())!r}))\n"
+            f"{self._extra_config}\n"
+        )
 
     # -- life cycle ---------------------------------------------------------------------
 

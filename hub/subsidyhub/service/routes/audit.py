@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from subsidyhub import shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import audit
-from subsidyhub.service import views
 from subsidyhub.service.auth import ADMINS, CurrentIdentity, project_for
 from subsidyhub.service.context import Context
+from subsidyhub.service.schemas import MAX_ID
 
 router = APIRouter(tags=["audit"])
 
@@ -25,18 +26,23 @@ def project_of_target(target: str | None) -> str | None:
 @router.get(
     "/audit",
     summary="Audit entries, newest first (admins; managers for their project)",
-    response_model=None,
+    response_model=shapes.AuditEntries,
+    response_model_exclude_unset=True,
 )
 def read_audit(
     identity: CurrentIdentity,
     context: Context,
     target: Annotated[
         str | None,
-        Query(max_length=255, description="Exact target or prefix, e.g. project:demo"),
+        Query(
+            max_length=255,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Exact target or prefix, e.g. project:demo",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[
-        int | None, Query(ge=1, description="Page: entries older than this")
+        int | None, Query(ge=1, le=MAX_ID, description="Page: entries older than this")
     ] = None,
 ) -> dict[str, Any]:
     with context.db.read() as session:
@@ -49,4 +55,4 @@ def read_audit(
                 )
             project_for(session, identity, slug, "read the audit trail")
         found = audit.entries(session, target=target, limit=limit, before_id=before_id)
-        return {"entries": [views.describe_audit_entry(entry) for entry in found]}
+        return {"entries": [shapes.describe_audit_entry(entry) for entry in found]}

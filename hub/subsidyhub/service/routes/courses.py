@@ -15,10 +15,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from subsidyhub import shapes
 from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import courses
 from subsidyhub.service.auth import CurrentIdentity, Identity, project_for
 from subsidyhub.service.context import Context, ServiceContext
+from subsidyhub.service.schemas import ProjectSlugParam
 
 router = APIRouter(tags=["courses"])
 
@@ -88,11 +90,12 @@ def _enrol(
     "/projects/{slug}/roster",
     summary="Enrol a course's students from a roster; a dry run unless apply=true "
     "(admins and the course's lecturers)",
-    response_model=None,
+    response_model=shapes.Enrolment,
+    response_model_exclude_unset=True,
     openapi_extra=ROSTER_BODY,
 )
 async def post_roster(
-    slug: str,
+    slug: ProjectSlugParam,
     request: Request,
     identity: CurrentIdentity,
     context: Context,

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from subsidyhub import shapes
 from subsidyhub.errors import SubsidyError
 from subsidyhub.service.context import Context
 
@@ -29,12 +30,23 @@ class NotReady(SubsidyError):
     reason = "not_ready"
 
 
-@router.get("/health/live", summary="The process answers (no authentication)")
+@router.get(
+    "/health/live",
+    summary="The process answers (no authentication)",
+    response_model=shapes.Health,
+    response_model_exclude_unset=True,
+)
 def live() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready", summary="The ledger database answers (no authentication)")
+@router.get(
+    "/health/ready",
+    summary="The ledger database answers (no authentication)",
+    response_model=shapes.Health,
+    response_model_exclude_unset=True,
+    responses={503: shapes.ERROR_RESPONSES[503]},
+)
 def ready(context: Context) -> dict[str, Any]:
     try:
         with context.db.read() as session:

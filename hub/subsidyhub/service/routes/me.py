@@ -13,18 +13,19 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from subsidyhub import limits, shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import prices
 from subsidyhub.ledger.accounts import load_accounts
-from subsidyhub.ledger.admission import effective_quota, evaluate, member_gpu_ms_week
-from subsidyhub.ledger.courses import describe_allowance, hours_left_for
+from subsidyhub.ledger.admission import evaluate, limits_in_force, member_gpu_ms_week
+from subsidyhub.ledger.courses import hours_left
 from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.projects import projects_of
 from subsidyhub.money import bp_to_fraction_string, to_decimal_string
-from subsidyhub.service import views
 from subsidyhub.service.auth import CurrentIdentity, authenticate, require_user_or_admin
 from subsidyhub.service.context import Context, get_context
 from subsidyhub.service.me_page import render_me
+from subsidyhub.service.schemas import UsernameParam
 
 router = APIRouter(tags=["me"])
 
@@ -32,7 +33,8 @@ router = APIRouter(tags=["me"])
 @router.get(
     "/me",
     summary="The caller's projects, balances, warnings and running servers",
-    response_model=None,
+    response_model=shapes.Me,
+    response_model_exclude_unset=True,
 )
 async def read_me(request: Request) -> Response:
     # The same authentication as every route's ``CurrentIdentity``, called directly: resolving
@@ -64,9 +66,12 @@ async def read_me(request: Request) -> Response:
 @router.get(
     "/users/{name}/profiles",
     summary="Each profile in each of the user's projects: price, subsidy, hours left, allowed",
-    response_model=None,
+    response_model=shapes.Offers,
+    response_model_exclude_unset=True,
 )
-def read_profiles(name: str, identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+def read_profiles(
+    name: UsernameParam, identity: CurrentIdentity, context: Context
+) -> dict[str, Any]:
     require_user_or_admin(identity, name, "read the spawn options")
     settings = context.settings
     now = context.clock()
@@ -76,25 +81,22 @@ def read_profiles(name: str, identity: CurrentIdentity, context: Context) -> dic
         accounts = load_accounts(session, [project for project, _ in memberships], now)
         offered: list[dict[str, Any]] = []
         for project, member in memberships:
+            in_force = limits_in_force(project, member)
+            measured = {"member_gpu_ms_week": member_gpu_ms_week(session, project.id, name, now)}
             # A course's student sees their own allowance, never the course's money.
-            allowance = (
-                describe_allowance(
-                    effective_quota(project, member),
-                    member_gpu_ms_week(session, project.id, name, now),
-                )
-                if is_student(project.kind, member.role)
-                else None
-            )
+            student = is_student(project.kind, member.role)
             offers = []
             for profile in settings.profiles:
                 decision, account, hold = evaluate(
                     session, settings, project, name, profile, price_list, now
                 )
-                offer = views.describe_offer(
+                offer = shapes.describe_offer(
                     profile, price_list, project.subsidy_bp, account, decision, hold
                 )
-                if allowance is not None:
-                    offer["hours_left"] = hours_left_for(allowance, profile.gpu_count)
+                if student:
+                    offer["hours_left"] = hours_left(
+                        in_force, measured["member_gpu_ms_week"], profile.gpu_count
+                    )
                 offers.append(offer)
             offered.append(
                 {
@@ -102,11 +104,14 @@ def read_profiles(name: str, identity: CurrentIdentity, context: Context) -> dic
                     "name": project.name,
                     "role": member.role,
                     "status": project.status,
+                    "student": student,
                     "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
                     "available": None
-                    if allowance is not None
+                    if student
                     else to_decimal_string(accounts[project.id].available),
-                    "allowance": allowance,
+                    "quota": limits.show_all(in_force),
+                    "usage": limits.show_usage(measured),
+                    "left": limits.show_left(in_force, measured),
                     "profiles": offers,
                 }
             )

@@ -18,7 +18,17 @@ METRICS_SCOPE = "read:metrics"
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The Prometheus text exposition format.",
+        }
+    },
+)
 def read_metrics(identity: CurrentIdentity, context: Context) -> Response:
     if not (identity.is_admin or METRICS_SCOPE in identity.scopes):
         raise Forbidden(

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from subsidyhub import shapes
 from subsidyhub.ledger import prices
 from subsidyhub.service.auth import CurrentIdentity, require_admin
 from subsidyhub.service.context import Context
@@ -17,19 +18,28 @@ from subsidyhub.service.schemas import PriceChange
 router = APIRouter(tags=["prices"])
 
 
-@router.get("/prices", summary="The price list in force and every version", response_model=None)
+@router.get(
+    "/prices",
+    summary="The price list in force and every version",
+    response_model=shapes.Prices,
+    response_model_exclude_unset=True,
+)
 def read_prices(identity: CurrentIdentity, context: Context) -> dict[str, Any]:
     with context.db.read() as session:
         current = prices.current_version(session, context.clock())
         return {
             "currency": context.settings.currency,
-            "current": prices.describe(current),
-            "versions": [prices.describe(v) for v in prices.versions(session)],
+            "current": shapes.describe_price_version(current),
+            "versions": [shapes.describe_price_version(v) for v in prices.versions(session)],
         }
 
 
 @router.post(
-    "/prices", status_code=201, summary="Add a price version (admins)", response_model=None
+    "/prices",
+    status_code=201,
+    summary="Add a price version (admins)",
+    response_model=shapes.PriceVersion,
+    response_model_exclude_unset=True,
 )
 def add_prices(body: PriceChange, identity: CurrentIdentity, context: Context) -> dict[str, Any]:
     require_admin(identity, "change prices")
@@ -44,5 +54,6 @@ def add_prices(body: PriceChange, identity: CurrentIdentity, context: Context) -
             memory_gib=body.memory_gib,
             gpu=body.gpu,
             note=body.note,
+            confirm=body.confirm,
         )
-        return prices.describe(version)
+        return shapes.describe_price_version(version)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
+from subsidyhub import shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.accounts import load_account, load_accounts
@@ -25,20 +26,25 @@ from subsidyhub.service.schemas import (
     MemberPut,
     ProjectChange,
     ProjectCreate,
+    ProjectSlugParam,
     QuotaPut,
+    UsernameParam,
 )
 from subsidyhub.settings import Settings
 
 router = APIRouter(tags=["projects"])
-
-MEMBER_CAPS = ("max_gpus", "gpu_hours_per_week", "max_session_hours")
 
 
 def _summary(session: Session, settings: Settings, project: Project, now: int) -> dict[str, Any]:
     return project_summary(session, settings, project, load_account(session, project, now))
 
 
-@router.get("/projects", summary="All projects with balances (admins)", response_model=None)
+@router.get(
+    "/projects",
+    summary="All projects with balances (admins)",
+    response_model=shapes.Projects,
+    response_model_exclude_unset=True,
+)
 def list_projects(identity: CurrentIdentity, context: Context) -> dict[str, Any]:
     require_admin(identity, "list projects")
     now = context.clock()
@@ -53,7 +59,13 @@ def list_projects(identity: CurrentIdentity, context: Context) -> dict[str, Any]
         }
 
 
-@router.post("/projects", status_code=201, summary="Create a project (admins)", response_model=None)
+@router.post(
+    "/projects",
+    status_code=201,
+    summary="Create a project (admins)",
+    response_model=shapes.ProjectSummary,
+    response_model_exclude_unset=True,
+)
 def create_project(
     body: ProjectCreate, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
@@ -75,9 +87,14 @@ def create_project(
 
 
 @router.get(
-    "/projects/{slug}", summary="One project (admins and its managers)", response_model=None
+    "/projects/{slug}",
+    summary="One project (admins and its managers)",
+    response_model=shapes.ProjectSummary,
+    response_model_exclude_unset=True,
 )
-def read_project(slug: str, identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+def read_project(
+    slug: ProjectSlugParam, identity: CurrentIdentity, context: Context
+) -> dict[str, Any]:
     now = context.clock()
     with context.db.read() as session:
         project = project_for(session, identity, slug, "read the details")
@@ -87,10 +104,11 @@ def read_project(slug: str, identity: CurrentIdentity, context: Context) -> dict
 @router.patch(
     "/projects/{slug}",
     summary="Rename, suspend, close or re-rate a project (admins)",
-    response_model=None,
+    response_model=shapes.ProjectSummary,
+    response_model_exclude_unset=True,
 )
 def change_project(
-    slug: str, body: ProjectChange, identity: CurrentIdentity, context: Context
+    slug: ProjectSlugParam, body: ProjectChange, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
     require_admin(identity, "change projects")
     now = context.clock()
@@ -107,15 +125,20 @@ def change_project(
 
 
 @router.get(
-    "/projects/{slug}/allocations", summary="Allocations (admins and managers)", response_model=None
+    "/projects/{slug}/allocations",
+    summary="Allocations (admins and managers)",
+    response_model=shapes.Allocations,
+    response_model_exclude_unset=True,
 )
-def list_allocations(slug: str, identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+def list_allocations(
+    slug: ProjectSlugParam, identity: CurrentIdentity, context: Context
+) -> dict[str, Any]:
     with context.db.read() as session:
         project = project_for(session, identity, slug, "read the allocations")
         rows = projects.allocations_of(session, project)
         return {
             "project": slug,
-            "allocations": [projects.describe_allocation(row) for row in rows],
+            "allocations": [shapes.describe_allocation(row) for row in rows],
         }
 
 
@@ -123,15 +146,17 @@ def list_allocations(slug: str, identity: CurrentIdentity, context: Context) -> 
     "/projects/{slug}/allocations",
     status_code=201,
     summary="Add funds, or record a correction (admins)",
-    response_model=None,
+    response_model=shapes.Allocation,
+    response_model_exclude_unset=True,
 )
 def add_allocation(
-    slug: str, body: AllocationCreate, identity: CurrentIdentity, context: Context
+    slug: ProjectSlugParam, body: AllocationCreate, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
     require_admin(identity, "add allocations")
     with context.db.write() as session:
         allocation = projects.add_allocation(
             session,
+            context.settings,
             identity.actor,
             slug,
             amount_micro=body.amount,
@@ -141,40 +166,46 @@ def add_allocation(
             note=body.note,
             correction=body.correction,
         )
-        return projects.describe_allocation(allocation)
+        return shapes.describe_allocation(allocation)
 
 
 @router.get(
-    "/projects/{slug}/members", summary="Members (admins and managers)", response_model=None
+    "/projects/{slug}/members",
+    summary="Members (admins and managers)",
+    response_model=shapes.Members,
+    response_model_exclude_unset=True,
 )
-def list_members(slug: str, identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+def list_members(
+    slug: ProjectSlugParam, identity: CurrentIdentity, context: Context
+) -> dict[str, Any]:
     with context.db.read() as session:
         project = project_for(session, identity, slug, "read the members")
         return {
             "project": slug,
-            "members": [projects.describe_member(m) for m in projects.members_of(session, project)],
+            "members": [shapes.describe_member(m) for m in projects.members_of(session, project)],
         }
 
 
 @router.put(
     "/projects/{slug}/members/{username}",
     summary="Add a member or change one (admins; managers for role only)",
-    response_model=None,
+    response_model=shapes.Member,
+    response_model_exclude_unset=True,
 )
 def put_member(
-    slug: str,
-    username: str,
+    slug: ProjectSlugParam,
+    username: UsernameParam,
     body: MemberPut,
     identity: CurrentIdentity,
     context: Context,
 ) -> dict[str, Any]:
-    given = body.given()
+    quota = body.quota.given() if body.quota is not None else {}
     with context.db.write() as session:
         project_for(session, identity, slug, "manage the members")
-        if not identity.is_admin and any(cap in given for cap in MEMBER_CAPS):
+        if not identity.is_admin and quota:
             raise Forbidden(
-                f"{identity.actor} may set members' roles in {slug} but not their caps "
-                f"({', '.join(MEMBER_CAPS)}): caps need {ADMINS}."
+                f"{identity.actor} may set members' roles in {slug} but not their quota "
+                f"({', '.join(quota)}): a member's limits need {ADMINS}."
             )
         member = projects.set_member(
             session,
@@ -182,9 +213,10 @@ def put_member(
             slug,
             username,
             at_ms=context.clock(),
-            **given,
+            role=body.role,
+            quota=quota,
         )
-        return projects.describe_member(member)
+        return shapes.describe_member(member)
 
 
 @router.delete(
@@ -194,7 +226,7 @@ def put_member(
     response_model=None,
 )
 def remove_member(
-    slug: str, username: str, identity: CurrentIdentity, context: Context
+    slug: ProjectSlugParam, username: UsernameParam, identity: CurrentIdentity, context: Context
 ) -> Response:
     with context.db.write() as session:
         project_for(session, identity, slug, "manage the members")
@@ -205,13 +237,13 @@ def remove_member(
 @router.put(
     "/projects/{slug}/quota",
     summary="Set quotas; null removes a limit (admins)",
-    response_model=None,
+    response_model=shapes.ProjectQuota,
+    response_model_exclude_unset=True,
 )
 def put_quota(
-    slug: str, body: QuotaPut, identity: CurrentIdentity, context: Context
+    slug: ProjectSlugParam, body: QuotaPut, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
     require_admin(identity, "set quotas")
-    change = projects.QuotaChange(**body.given())
     with context.db.write() as session:
-        project = projects.set_quota(session, context.settings, identity.actor, slug, change)
-        return {"project": slug, "quota": projects.describe_quota(project)}
+        project = projects.set_quota(session, context.settings, identity.actor, slug, body.given())
+        return {"project": slug, "quota": shapes.describe_quota(project)}

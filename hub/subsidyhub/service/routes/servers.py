@@ -15,15 +15,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from subsidyhub import shapes
 from subsidyhub.errors import Conflict
 from subsidyhub.ledger import audit
 from subsidyhub.ledger.admission import Stopped, stop
-from subsidyhub.service import views
 from subsidyhub.service.auth import CurrentIdentity, HubUnavailable, require_admin
 from subsidyhub.service.context import Context, ServiceContext
 from subsidyhub.service.hubclient import HubClient
 from subsidyhub.service.hubclient import HubUnavailable as HubNotAnswering
-from subsidyhub.service.schemas import AdminStopRequest
+from subsidyhub.service.schemas import AdminStopRequest, SessionId
 
 router = APIRouter(tags=["sessions"])
 
@@ -44,7 +44,7 @@ def close_session(context: ServiceContext, session_id: int, actor: str, reason: 
             "server.stop",
             f"project:{stopped.project}/servers/{stopped.username}/{label}",
             {"session_id": session_id, "running": True},
-            views.describe_stopped(stopped),
+            shapes.describe_stopped(stopped),
         )
     context.metrics.stops.labels(reason).inc()
     return stopped
@@ -53,10 +53,11 @@ def close_session(context: ServiceContext, session_id: int, actor: str, reason: 
 @router.post(
     "/sessions/{session_id}/stop-server",
     summary="Stop a running server now: charge, close, ask the hub to stop it (admins)",
-    response_model=None,
+    response_model=shapes.AdminStopped,
+    response_model_exclude_unset=True,
 )
 async def stop_server_now(
-    session_id: int,
+    session_id: SessionId,
     body: AdminStopRequest,
     identity: CurrentIdentity,
     context: Context,
@@ -72,7 +73,7 @@ async def stop_server_now(
     stopped = await asyncio.to_thread(
         close_session, context, session_id, identity.actor, body.reason
     )
-    answer = views.describe_stopped(stopped)
+    answer = shapes.describe_stopped(stopped)
     try:
         await hub.stop_server(stopped.username, stopped.server_name)
     except HubNotAnswering:
@@ -82,6 +83,6 @@ async def stop_server_now(
                 f"Session {session_id} is closed and charged, but JupyterHub did not stop "
                 f"{stopped.username}'s server; stop it on the hub's admin page."
             ) from None
-        enforcer.state.pending_hub_stops[(stopped.username, stopped.server_name)] = body.reason
+        enforcer.retry_hub_stop(stopped.username, stopped.server_name, body.reason)
         return answer | {"hub": "retrying"}
     return answer | {"hub": "stopping"}

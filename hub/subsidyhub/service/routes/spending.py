@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from subsidyhub import shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.projects import projects_of
@@ -19,7 +20,8 @@ router = APIRouter(tags=["me"])
 @router.get(
     "/me/spending",
     summary="List price, subsidy and co-pay per UTC day of the caller's projects",
-    response_model=None,
+    response_model=shapes.Spending,
+    response_model_exclude_unset=True,
 )
 def read_spending(
     identity: CurrentIdentity,

@@ -13,11 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from subsidyhub import shapes
 from subsidyhub.errors import Conflict, Forbidden
-from subsidyhub.ledger.sso import describe_sync, sync_memberships
+from subsidyhub.ledger.sso import sync_memberships
 from subsidyhub.service.auth import CurrentIdentity
 from subsidyhub.service.context import Context
-from subsidyhub.service.schemas import SsoGroupsPut
+from subsidyhub.service.schemas import SsoGroupsPut, UsernameParam
+from subsidyhub.shapes import describe_sync
 
 router = APIRouter(tags=["sso"])
 
@@ -25,10 +27,11 @@ router = APIRouter(tags=["sso"])
 @router.put(
     "/users/{username}/sso-groups",
     summary="Sync a user's SSO memberships from their groups (the hub only, at login)",
-    response_model=None,
+    response_model=shapes.SsoSync,
+    response_model_exclude_unset=True,
 )
 def put_sso_groups(
-    username: str, body: SsoGroupsPut, identity: CurrentIdentity, context: Context
+    username: UsernameParam, body: SsoGroupsPut, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
     if not identity.hub_facing:
         raise Forbidden(

@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
+from subsidyhub import shapes
 from subsidyhub.ledger.statements import statement
 from subsidyhub.reports.statement_html import render_statement_html
 from subsidyhub.service.auth import CurrentIdentity, project_for
 from subsidyhub.service.context import Context
+from subsidyhub.service.schemas import ProjectSlugParam
 from subsidyhub.timeutil import month_bounds, month_of
 
 router = APIRouter(tags=["statements"])
@@ -23,10 +25,20 @@ router = APIRouter(tags=["statements"])
 @router.get(
     "/projects/{slug}/statement",
     summary="A month's statement per user and profile: hours, list, subsidy, co-pay",
-    response_model=None,
+    response_model=shapes.Statement,
+    response_model_exclude_unset=True,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+            "description": "JSON; with format=csv a CSV download, with format=html a page.",
+        }
+    },
 )
 def read_statement(
-    slug: str,
+    slug: ProjectSlugParam,
     identity: CurrentIdentity,
     context: Context,
     month: Annotated[

@@ -1,4 +1,10 @@
+// @ts-check
 // SubsidyHub admin page: views over the service's API, rendered with plain DOM calls.
+//
+// Type-checked against the service's OpenAPI (`npm run typecheck:admin` in the extension,
+// part of `make lint`): the types below are generated from it, so a field the service no
+// longer sends is a lint error here, not a blank cell.
+/** @typedef {import("../../../../../extensions/jupyterlab-subsidy/src/api").components["schemas"]} Schemas */
 //
 // Every read and every change is one call to ../api/v1/, signed in by the session cookie and
 // carrying the CSRF header (see browser_auth.py). A form shows the API's own `message` when
@@ -9,7 +15,13 @@ const API = "../api/v1/";
 const CSRF_COOKIE = "subsidyhub-csrf";
 const main = document.getElementById("sh-main");
 
-class ApiError extends Error {}
+class ApiError extends Error {
+  /** @param {string} message @param {string | undefined} reason the API's reason code, if any */
+  constructor(message, reason = undefined) {
+    super(message);
+    this.reason = reason;
+  }
+}
 
 function csrfToken() {
   const found = document.cookie.split("; ").find((c) => c.startsWith(`${CSRF_COOKIE}=`));
@@ -30,7 +42,7 @@ async function api(method, path, body) {
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
-    throw new ApiError(data?.message || `The service answered ${response.status}.`);
+    throw new ApiError(data?.message || `The service answered ${response.status}.`, data?.reason);
   }
   return data;
 }
@@ -88,8 +100,19 @@ function when(iso) {
   return iso ? iso.replace("T", " ").replace(/(:\d\d)(\.\d+)?(Z|\+00:00)$/, "$1 UTC") : "—";
 }
 
-function limit(value, unit = "") {
-  return value === null || value === undefined ? "no limit" : `${value}${unit}`;
+// A limit as people read it, from its declaration (GET limits): "2 GPUs", "12 hours", "a, b".
+function limit(value, declared) {
+  if (declared.kind === "names") return value === null ? "all" : value.join(", ") || "none";
+  return value === null || value === undefined ? "no limit" : `${value} ${declared.unit}`;
+}
+
+// The declarations of every quota and limit (name, label, unit, kind, …), fetched once.
+let declaredLimits = null;
+async function limitDeclarations() {
+  /** @type {Schemas["Limits"]} */
+  const answer = declaredLimits ? { limits: declaredLimits } : await api("GET", "limits");
+  declaredLimits = answer.limits;
+  return declaredLimits;
 }
 
 function badge(status) {
@@ -109,7 +132,7 @@ function table(headers, rows, empty) {
 }
 
 // A form that sends one API call; on refusal it shows the API's message and keeps the input.
-function apiForm({ id, title, hint, fields, submit, send, done }) {
+function apiForm({ id, title = undefined, hint, fields, submit, send, done }) {
   const error = h("p", { class: "sh-error", role: "alert" });
   const button = h("button", { type: "submit" }, submit);
   const form = h(
@@ -131,6 +154,9 @@ function apiForm({ id, title, hint, fields, submit, send, done }) {
       await done(answer, values);
     } catch (problem) {
       error.textContent = problem.message;
+      // A large price change: show the box that confirms it, for a second, deliberate click.
+      const confirm = form.querySelector(".sh-confirm");
+      if (problem.reason === "needs_confirmation" && confirm) confirm.hidden = false;
     } finally {
       button.disabled = false;
     }
@@ -186,6 +212,7 @@ function used(project) {
 // -- views -----------------------------------------------------------------------------
 
 async function showProjects() {
+  /** @type {Schemas["Projects"]} */
   const { projects } = await api("GET", "projects");
   const currency = projects[0]?.currency ?? "";
   const sum = (key) => fromMicro(projects.reduce((t, p) => t + toMicro(p[key]), 0n));
@@ -235,7 +262,9 @@ async function showProjects() {
 
 async function showProject(slug) {
   const path = `projects/${encodeURIComponent(slug)}`;
-  const [project, { members }, { allocations }, { sessions }, { entries }] = await Promise.all([
+  /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"]]} */
+  const [declared, project, { members }, { allocations }, { sessions }, { entries }] = await Promise.all([
+    limitDeclarations(),
     api("GET", path),
     api("GET", `${path}/members`),
     api("GET", `${path}/allocations`),
@@ -245,6 +274,7 @@ async function showProject(slug) {
   const c = project.currency;
   const reload = () => showProject(slug);
   const q = project.quota;
+  const memberLevel = declared.filter((d) => d.member_level);
 
   const serverRows = sessions.map((s) =>
     h(
@@ -287,9 +317,7 @@ async function showProject(slug) {
       { "data-member": m.username },
       h("td", {}, m.username),
       h("td", {}, m.role),
-      h("td", { class: "sh-num" }, limit(m.max_gpus)),
-      h("td", { class: "sh-num" }, limit(m.gpu_hours_per_week, " h")),
-      h("td", { class: "sh-num" }, limit(m.max_session_hours, " h")),
+      memberLevel.map((d) => h("td", { class: "sh-num" }, limit(m.quota[d.name], d))),
       h(
         "td",
         {},
@@ -347,6 +375,10 @@ async function showProject(slug) {
       stat("Allocation", money(project.allocated, c)),
       stat("Used", money(used(project), c)),
       stat("Left", money(project.balance, c), { id: "sh-left" }),
+      // Charged beyond every allocation before servers could be stopped; paid by the next one.
+      project.overdraft && project.overdraft !== "0.00"
+        ? stat("Overdraft", money(project.overdraft, c), { id: "sh-overdraft", class: "sh-stat sh-critical" })
+        : null,
       stat("Burn per hour", money(project.burn_rate_per_hour, c)),
       stat("Time left", duration(project.time_left_seconds)),
       stat("Subsidy rate", `${Math.round(Number(project.subsidy_rate) * 100)}%`),
@@ -369,27 +401,27 @@ async function showProject(slug) {
         { class: "sh-card", id: "sh-members" },
         h("h2", {}, `Members (${members.length})`),
         table(
-          [["User"], ["Role"], ["Max GPUs", "sh-num"], ["GPU-h / week", "sh-num"], ["Max session", "sh-num"], [""]],
+          [["User"], ["Role"], ...memberLevel.map((d) => [d.label, "sh-num"]), [""]],
           memberRows,
           "No members yet.",
         ),
         apiForm({
           id: "sh-member-form",
           title: "Add a member, or change one",
-          hint: "Caps: leave blank to keep as they are, “none” to remove a cap.",
+          hint: "The member's own limits: leave blank to keep them, “none” for the project's.",
           fields: [
             input("username", "User name", { required: true }),
             select("role", "Role", ["member", "manager"], "member"),
-            input("max_gpus", "Max GPUs", { size: 6 }),
-            input("gpu_hours_per_week", "GPU-h / week", { size: 6 }),
-            input("max_session_hours", "Max session h", { size: 6 }),
+            memberLevel.map((d) => input(d.name, d.label, { size: 6, title: d.help })),
           ],
           submit: "Save member",
-          send: (v) =>
-            api("PUT", `${path}/members/${encodeURIComponent(v.username.trim())}`, {
+          send: (v) => {
+            const quota = optional(v, memberLevel.map((d) => d.name));
+            return api("PUT", `${path}/members/${encodeURIComponent(v.username.trim())}`, {
               role: v.role,
-              ...optional(v, ["max_gpus", "gpu_hours_per_week", "max_session_hours"]),
-            }),
+              ...(Object.keys(quota).length ? { quota } : {}),
+            });
+          },
           done: reload,
         }),
       ),
@@ -398,17 +430,14 @@ async function showProject(slug) {
         { class: "sh-card", id: "sh-quota" },
         h("h2", {}, "Quotas"),
         table(
-          [["GPUs", "sh-num"], ["Per member", "sh-num"], ["GPU-h / week", "sh-num"], ["Max session", "sh-num"], ["Profiles"], ["GPU types"]],
+          declared.map((d) => [d.label, d.kind === "names" ? undefined : "sh-num"]),
           [
             h(
               "tr",
               {},
-              h("td", { class: "sh-num" }, limit(q.max_gpus)),
-              h("td", { class: "sh-num" }, limit(q.member_max_gpus)),
-              h("td", { class: "sh-num" }, limit(q.gpu_hours_per_week, " h")),
-              h("td", { class: "sh-num" }, limit(q.max_session_hours, " h")),
-              h("td", {}, q.profiles ? q.profiles.join(", ") : "all"),
-              h("td", {}, q.gpu_types ? q.gpu_types.join(", ") : "all"),
+              declared.map((d) =>
+                h("td", { class: d.kind === "names" ? undefined : "sh-num" }, limit(q[d.name], d)),
+              ),
             ),
           ],
           "",
@@ -417,24 +446,20 @@ async function showProject(slug) {
           id: "sh-quota-form",
           title: "Change quotas",
           hint: "Blank means no limit (all profiles, all GPU types). Lists are comma-separated.",
-          fields: [
-            input("max_gpus", "Project GPUs", { size: 6, value: q.max_gpus ?? "" }),
-            input("member_max_gpus", "Per member GPUs", { size: 6, value: q.member_max_gpus ?? "" }),
-            input("gpu_hours_per_week", "GPU-h / week", { size: 6, value: q.gpu_hours_per_week ?? "" }),
-            input("max_session_hours", "Max session h", { size: 6, value: q.max_session_hours ?? "" }),
-            input("profiles", "Profiles", { class: "sh-wide", value: (q.profiles ?? []).join(", ") }),
-            input("gpu_types", "GPU types", { value: (q.gpu_types ?? []).join(", ") }),
-          ],
+          fields: declared.map((d) =>
+            d.kind === "names"
+              ? input(d.name, d.label, { class: "sh-wide", title: d.help, value: /** @type {string[]} */ (q[d.name] ?? []).join(", ") })
+              : input(d.name, d.label, { size: 6, title: d.help, value: q[d.name] ?? "" }),
+          ),
           submit: "Save quotas",
           send: (v) =>
-            api("PUT", `${path}/quota`, {
-              max_gpus: v.max_gpus.trim() || null,
-              member_max_gpus: v.member_max_gpus.trim() || null,
-              gpu_hours_per_week: v.gpu_hours_per_week.trim() || null,
-              max_session_hours: v.max_session_hours.trim() || null,
-              profiles: listOrNull(v.profiles),
-              gpu_types: listOrNull(v.gpu_types),
-            }),
+            api(
+              "PUT",
+              `${path}/quota`,
+              Object.fromEntries(
+                declared.map((d) => [d.name, d.kind === "names" ? listOrNull(v[d.name]) : v[d.name].trim() || null]),
+              ),
+            ),
           done: reload,
         }),
       ),
@@ -517,6 +542,7 @@ function showNewProject() {
 }
 
 async function showPrices() {
+  /** @type {Schemas["Prices"]} */
   const { currency, current, versions } = await api("GET", "prices");
   const gpuTypes = Object.keys(current.gpu);
   const rows = [...versions].reverse().map((v) =>
@@ -563,6 +589,12 @@ async function showPrices() {
           gpuTypes.map((t) => input(`gpu:${t}`, `${t} GPU-h (${currency})`, { size: 8, placeholder: current.gpu[t] })),
           input("effective_from", "Effective from", { type: "date" }),
           input("note", "Note", { class: "sh-wide" }),
+          h(
+            "label",
+            { class: "sh-confirm", hidden: true },
+            h("input", { type: "checkbox", name: "confirm" }),
+            " Apply these prices although they change this much",
+          ),
         ],
         submit: "Add price version",
         send: (v) => {
@@ -573,6 +605,7 @@ async function showPrices() {
             ...(Object.keys(gpu).length ? { gpu } : {}),
             ...(v.effective_from ? { effective_from: v.effective_from } : {}),
             note: v.note.trim(),
+            confirm: v.confirm === "on",
           });
         },
         done: showPrices,
@@ -588,7 +621,7 @@ async function route() {
   const project = hash.match(/^#\/projects\/([^/]+)$/);
   const section = project ? "projects" : hash === "#/new" ? "new" : hash === "#/prices" ? "prices" : "projects";
   for (const link of document.querySelectorAll(".sh-nav a")) {
-    link.classList.toggle("sh-current", link.dataset.section === section);
+    link.classList.toggle("sh-current", /** @type {HTMLElement} */ (link).dataset.section === section);
   }
   try {
     if (project) await showProject(decodeURIComponent(project[1]));

@@ -1,0 +1,740 @@
+"""Every JSON shape the service answers with, declared once as pydantic models.
+
+Why one module: the same project, member or session appears in ``GET me``, the admin API and
+the CLI's ``--json``; shapes written in several places drift (JupyterHub keeps its
+``user_model`` and ``server_model`` in one file for the same reason). These models are the
+routes' ``response_model``s, so the OpenAPI documents every answer; the TypeScript types of the
+JupyterLab extension and of the admin page are generated from that OpenAPI
+(``extensions/jupyterlab-subsidy/src/api.d.ts``, ``npm run api``), and a test fails when the
+committed ``openapi.json`` no longer matches the service. Answers are checked against them in
+every test that calls the API: a field a model does not declare is an error (``extra:
+forbid``), not silently dropped.
+
+Conventions: amounts are decimal strings in the currency's units (``"412.30"``); rates are
+per hour; shares are fractions (``"0.7"``); times are ISO 8601 UTC (``"2026-11-30T08:00:00Z"``);
+hours are decimal strings. Limits are keyed by the names of :mod:`subsidyhub.limits`.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from subsidyhub import limits
+from subsidyhub.ledger.pricing import (
+    PriceList,
+    accrued,
+    list_rate_per_hour,
+    resources_of,
+    subsidy_rate_per_hour,
+)
+from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
+from subsidyhub.timeutil import iso
+
+if TYPE_CHECKING:
+    from subsidyhub.ledger.accounts import Account
+    from subsidyhub.ledger.admission import Admission as AdmissionResult
+    from subsidyhub.ledger.admission import Stopped as StopResult
+    from subsidyhub.ledger.models import (
+        Allocation as AllocationRow,
+    )
+    from subsidyhub.ledger.models import (
+        AuditEntry as AuditEntryRow,
+    )
+    from subsidyhub.ledger.models import (
+        Member as MemberRow,
+    )
+    from subsidyhub.ledger.models import (
+        PriceVersion as PriceVersionRow,
+    )
+    from subsidyhub.ledger.models import (
+        Project as ProjectRow,
+    )
+    from subsidyhub.ledger.models import (
+        SpawnSession,
+    )
+    from subsidyhub.ledger.policy import Decision
+    from subsidyhub.ledger.sso import SyncResult
+    from subsidyhub.settings import Profile, Settings
+
+Amount = str
+Hours = str
+Moment = str
+# A limit's value or use: a count, hours as a decimal string, names, or null for none.
+LimitValue = int | str | list[str] | None
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(Shape):
+    """Every refusal and failure: the status again, and a message saying what to do."""
+
+    status: int
+    message: str
+    reason: str | None = Field(None, description="A stable code, where the client acts on it.")
+    errors: list[str] | None = Field(None, description="Every problem, where there are several.")
+
+
+class Warning(Shape):
+    code: str = Field(description="exhausted, below_N_percent or stop_soon.")
+    level: str = Field(description="warning or critical.")
+    message: str
+    threshold: str | None = None
+    at: Moment | None = None
+
+
+class LimitDeclaration(Shape):
+    """One quota or limit as :mod:`subsidyhub.limits` declares it."""
+
+    name: str
+    kind: str = Field(description="count, hours or names.")
+    label: str
+    help: str
+    unit: str
+    minimum: int
+    maximum: int
+    positive: bool
+    member_level: bool
+    measure: str | None = Field(description="What its use is measured against.")
+
+
+class Limits(Shape):
+    limits: list[LimitDeclaration]
+
+
+class ProjectSummary(Shape):
+    """A project as a person sees it; a course's student (``student``) gets no money fields."""
+
+    slug: str
+    name: str
+    kind: str
+    status: str
+    role: str | None = Field(description="The caller's role; null for an admin's view.")
+    student: bool
+    currency: str
+    subsidy_rate: str
+    quota: dict[str, LimitValue] = Field(description="The limits in force, by limit name.")
+    usage: dict[str, int | str] | None = Field(
+        None, description="The member's use of each measured limit, by limit name."
+    )
+    warnings: list[Warning]
+    allocated: Amount | None = None
+    balance: Amount | None = None
+    overdraft: Amount | None = Field(
+        None,
+        description="Subsidy charged beyond every allocation: servers that ran past the "
+        "balance before they could be stopped. The next allocation pays it first.",
+    )
+    available: Amount | None = None
+    held: Amount | None = None
+    burn_rate_per_hour: Amount | None = None
+    list_rate_per_hour: Amount | None = None
+    time_left_seconds: int | None = None
+    exhaustion_at: Moment | None = None
+    balance_display: str | None = None
+    running_servers: int | None = None
+    gpus_in_use: int | None = None
+
+
+class Costs(Shape):
+    list: Amount
+    subsidy: Amount
+    copay: Amount
+
+
+class Session(Shape):
+    """A running (or stopped) server's session with what it has cost so far."""
+
+    id: int
+    user: str
+    server_name: str
+    project: str
+    profile: str
+    gpu_type: str | None
+    gpu_count: int
+    started: Moment
+    list_rate_per_hour: Amount
+    subsidy_rate_per_hour: Amount
+    cost: Costs
+    charged_until: Moment
+    max_stop_at: Moment | None
+
+
+class Me(Shape):
+    user: str
+    admin: bool
+    at: Moment
+    currency: str
+    limits: list[LimitDeclaration]
+    projects: list[ProjectSummary]
+    sessions: list[Session]
+
+
+class Offer(Shape):
+    """One profile as the spawn form offers it within one project."""
+
+    slug: str
+    display_name: str
+    description: str
+    gpu_type: str | None
+    gpu_count: int
+    list_rate_per_hour: Amount
+    subsidy_rate_per_hour: Amount
+    copay_rate_per_hour: Amount
+    hold: Amount
+    hours_left: Hours | None
+    allowed: bool
+    reason: str | None = None
+    message: str | None = None
+
+
+class ProjectOffers(Shape):
+    slug: str
+    name: str
+    role: str
+    status: str
+    student: bool
+    subsidy_rate: str
+    available: Amount | None
+    quota: dict[str, LimitValue]
+    usage: dict[str, int | str]
+    left: dict[str, int | str]
+    profiles: list[Offer]
+
+
+class Offers(Shape):
+    user: str
+    currency: str
+    price_version: int
+    projects: list[ProjectOffers]
+
+
+class DaySpending(Costs):
+    date: str
+
+
+class ProjectSpending(Shape):
+    slug: str
+    currency: str
+    days: list[DaySpending]
+
+
+class Spending(Shape):
+    user: str
+    days: int
+    projects: list[ProjectSpending]
+
+
+class Project(Shape):
+    """A project's settings, as audit entries record them."""
+
+    slug: str
+    name: str
+    kind: str
+    status: str
+    subsidy_rate: str
+    quota: dict[str, LimitValue]
+
+
+class Projects(Shape):
+    projects: list[ProjectSummary]
+
+
+class Allocation(Shape):
+    id: int
+    amount: Amount
+    drawn: Amount
+    valid_from: Moment
+    valid_until: Moment | None
+    note: str
+    created_by: str
+    created: Moment
+
+
+class Allocations(Shape):
+    project: str
+    allocations: list[Allocation]
+
+
+class Member(Shape):
+    username: str
+    role: str
+    quota: dict[str, LimitValue] = Field(
+        description="The member's own limits; null: the project's applies."
+    )
+    source: str = Field(description="manual, roster or sso.")
+    name: str | None
+    email: str | None
+
+
+class Members(Shape):
+    project: str
+    members: list[Member]
+
+
+class ProjectQuota(Shape):
+    project: str
+    quota: dict[str, LimitValue]
+
+
+class PriceVersion(Shape):
+    version: int
+    effective_from: Moment
+    cpu_core: Amount
+    memory_gib: Amount
+    gpu: dict[str, Amount]
+    source: str
+    note: str
+
+
+class Prices(Shape):
+    currency: str
+    current: PriceVersion
+    versions: list[PriceVersion]
+
+
+class Admission(Shape):
+    session_id: int
+    user: str
+    server_name: str
+    project: str
+    profile: str
+    hold: Amount
+    list_rate_per_hour: Amount
+    subsidy_rate_per_hour: Amount
+    started: Moment
+    max_stop_at: Moment | None
+    price_version: int
+
+
+class AdmissionVerdict(Shape):
+    """A dry run's answer when the policy would admit (a refusal is the usual 403)."""
+
+    allowed: bool
+    project: str
+    profile: str
+
+
+class Stopped(Shape):
+    session_id: int
+    user: str
+    server_name: str
+    project: str
+    stopped: Moment
+    reason: str
+    already_stopped: bool
+    totals: Costs
+
+
+class AdminStopped(Stopped):
+    hub: str = Field(description="stopping, or retrying while the hub does not answer.")
+
+
+class Sessions(Shape):
+    sessions: list[Session]
+
+
+class AuditEntry(Shape):
+    id: int
+    at: Moment
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditEntries(Shape):
+    entries: list[AuditEntry]
+
+
+class StatementProject(Shape):
+    slug: str
+    name: str
+    organisation: str | None
+    subsidy_rate: str
+
+
+class StatementTotals(Costs):
+    hours: Hours
+    gpu_hours: Hours
+    cpu_hours: Hours
+
+
+class StatementLine(StatementTotals):
+    project: str
+    username: str
+    profile: str
+    gpu_type: str | None
+    sessions: int
+
+
+class Statement(Shape):
+    month: str
+    currency: str
+    projects: list[StatementProject]
+    lines: list[StatementLine]
+    totals: StatementTotals
+
+
+class MembershipChange(Shape):
+    project: str
+    change: str
+    role: str | None
+    previous_role: str | None
+
+
+class SsoSync(Shape):
+    user: str
+    changes: list[MembershipChange]
+    kept: list[str]
+    unknown_projects: list[str]
+
+
+class RosterUpdate(Shape):
+    username: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class Enrolment(Shape):
+    project: str
+    applied: bool
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    updated: list[RosterUpdate]
+    kept: list[dict[str, Any]]
+    unchanged: int
+    summary: str
+
+
+class Health(Shape):
+    status: str
+    database: str | None = None
+
+
+# What any API route may answer besides its own 2xx, for the OpenAPI.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "Bad input: the message names the value and the limit."},
+    401: {"model": Error, "description": "No valid token."},
+    403: {"model": Error, "description": "The token may not do this."},
+    404: {"model": Error, "description": "No such project, member, session or user."},
+    409: {"model": Error, "description": "Conflicts with the ledger's state."},
+    503: {"model": Error, "description": "JupyterHub or the database does not answer."},
+}
+
+
+# -- building the shapes from the ledger's objects -------------------------------------------
+# Plain dicts (what the routes return and FastAPI checks against the models above, what the CLI
+# prints with --json and what audit entries record), built here and nowhere else.
+
+
+def describe_project(project: ProjectRow) -> dict[str, Any]:
+    return {
+        "slug": project.slug,
+        "name": project.name,
+        "kind": project.kind,
+        "status": project.status,
+        "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
+        "quota": describe_quota(project),
+    }
+
+
+def describe_quota(project: ProjectRow) -> dict[str, Any]:
+    """Every limit of the project by name (``None``: no limit)."""
+    return limits.show_all(project.limits)
+
+
+def describe_member(member: MemberRow) -> dict[str, Any]:
+    return {
+        "username": member.username,
+        "role": member.role,
+        # The member's own values of member-level limits (None: the project's applies).
+        "quota": limits.show_all(member.limits, limits.MEMBER_LIMITS),
+        # How the membership came about (manual, roster, sso) and the contact a roster gave.
+        "source": member.source,
+        "name": member.display_name,
+        "email": member.email,
+    }
+
+
+def describe_allocation(allocation: AllocationRow) -> dict[str, Any]:
+    return {
+        "id": allocation.id,
+        "amount": to_decimal_string(allocation.amount_micro),
+        "drawn": to_decimal_string(allocation.drawn_micro),
+        "valid_from": iso(allocation.valid_from_ms),
+        "valid_until": iso(allocation.valid_until_ms),
+        "note": allocation.note,
+        "created_by": allocation.created_by,
+        "created": iso(allocation.created_ms),
+    }
+
+
+STUDENT_WARNINGS = ("exhausted", "stop_soon")
+
+
+def warnings_for(settings: Settings, project: Any, account: Account) -> list[dict[str, Any]]:
+    """The most severe balance threshold crossed, and a stop forecast when it is near."""
+    found: list[dict[str, Any]] = []
+    currency = settings.currency
+    if account.allocated > 0:
+        crossed = [
+            f
+            for f in sorted(settings.metering.warn_fractions)
+            if account.balance < account.allocated * f
+        ]
+        if account.balance <= 0:
+            found.append(
+                {
+                    "code": "exhausted",
+                    "level": "critical",
+                    "message": f"Project {project.slug} has no subsidy left; servers are being stopped. "
+                    "Ask your project manager to top up.",
+                }
+            )
+        elif crossed:
+            fraction = crossed[0]
+            percent = int(fraction * 100)
+            found.append(
+                {
+                    "code": f"below_{percent}_percent",
+                    "level": "critical"
+                    if fraction == min(settings.metering.warn_fractions)
+                    else "warning",
+                    "threshold": f"{fraction}",
+                    "message": f"Project {project.slug} has less than {percent}% of its allocation left "
+                    f"({format_money(account.balance, currency)} of {format_money(account.allocated, currency)}).",
+                }
+            )
+    horizon_ms = int(settings.metering.warn_minutes_before_stop * 60_000)
+    left = account.time_left_ms
+    if left is not None and account.balance > 0 and left <= horizon_ms:
+        minutes = max(1, round(left / 60_000))
+        found.append(
+            {
+                "code": "stop_soon",
+                "level": "critical",
+                "at": iso(account.exhaustion_ms),
+                "message": f"Save your work: servers in project {project.slug} stop in {minutes} minutes "
+                f"(at {iso(account.exhaustion_ms)}) because the project's subsidy runs out.",
+            }
+        )
+    return found
+
+
+def summarise_project(
+    settings: Settings,
+    project: Any,
+    account: Account,
+    *,
+    member: Any = None,
+    username: str | None = None,
+    gpu_ms_week: int = 0,
+    allowance_only: bool = False,
+) -> dict[str, Any]:
+    """A project as a person sees it (:class:`ProjectSummary`), from facts already read.
+
+    :func:`subsidyhub.ledger.summary.project_summary` reads them for one project;
+    ``GET me`` reads them for all the caller's projects at once.
+
+    ``project`` and ``member`` are ORM rows or plain rows with the same columns;
+    ``gpu_ms_week`` is the member's GPU use in the last 7 days (see :func:`gpu_ms_in_week`),
+    shown only with ``username``. ``allowance_only`` (a course's student) leaves out the
+    project's money, which is the lecturer's business: the student sees their limits (their
+    allowance) and their use of them.
+    """
+    in_force = limits.effective(project.limits, member.limits if member is not None else None)
+    head: dict[str, Any] = {
+        "slug": project.slug,
+        "name": project.name,
+        "kind": project.kind,
+        "status": project.status,
+        "role": member.role if member else None,
+        # A course's student: no money fields below, their limits and their use of them.
+        "student": allowance_only,
+        "currency": settings.currency,
+        "subsidy_rate": bp_to_fraction_string(project.subsidy_bp),
+        # The limits in force for this member, and (with ``username``) their use of them.
+        "quota": limits.show_all(in_force),
+    }
+    if username is not None:
+        head["usage"] = limits.show_usage(
+            {
+                "project_gpus": account.gpus_in_use,
+                "member_gpus": sum(s.gpu_count for s in account.sessions if s.username == username),
+                "member_gpu_ms_week": gpu_ms_week,
+            }
+        )
+    if allowance_only:
+        # Stops concern the student too; how much money is left does not.
+        return head | {
+            "warnings": [
+                w for w in warnings_for(settings, project, account) if w["code"] in STUDENT_WARNINGS
+            ],
+        }
+    time_left = account.time_left_ms
+    return head | {
+        "allocated": to_decimal_string(account.allocated),
+        "balance": to_decimal_string(account.balance),
+        "overdraft": to_decimal_string(max(0, -account.balance)),
+        "available": to_decimal_string(account.available),
+        "held": to_decimal_string(account.holds),
+        "burn_rate_per_hour": to_decimal_string(account.burn_rate_per_hour),
+        "list_rate_per_hour": to_decimal_string(account.list_rate_per_hour),
+        "time_left_seconds": None if time_left is None else time_left // 1000,
+        "exhaustion_at": iso(account.exhaustion_ms),
+        "balance_display": format_money(account.balance, settings.currency),
+        "running_servers": len(account.sessions),
+        "gpus_in_use": account.gpus_in_use,
+        "warnings": warnings_for(settings, project, account),
+    }
+
+
+def describe_session(row: SpawnSession, project_slug: str, now_ms: int) -> dict[str, Any]:
+    """A running session with what it has cost so far (charged plus accrued since)."""
+    end = row.stopped_ms if row.stopped_ms is not None else max(now_ms, row.started_ms)
+    cost = accrued(row.list_rate_micro, row.subsidy_bp, end - row.started_ms)
+    return {
+        "id": row.id,
+        "user": row.username,
+        "server_name": row.server_name,
+        "project": project_slug,
+        "profile": row.profile_slug,
+        "gpu_type": row.gpu_type,
+        "gpu_count": row.gpu_count,
+        "started": iso(row.started_ms),
+        "list_rate_per_hour": to_decimal_string(row.list_rate_micro),
+        "subsidy_rate_per_hour": to_decimal_string(
+            subsidy_rate_per_hour(row.list_rate_micro, row.subsidy_bp)
+        ),
+        "cost": {
+            "list": to_decimal_string(cost.list),
+            "subsidy": to_decimal_string(cost.subsidy),
+            "copay": to_decimal_string(cost.copay),
+        },
+        "charged_until": iso(row.charged_until_ms),
+        "max_stop_at": iso(row.max_stop_ms),
+    }
+
+
+def describe_admission(admission: AdmissionResult) -> dict[str, Any]:
+    return {
+        "session_id": admission.session_id,
+        "user": admission.username,
+        "server_name": admission.server_name,
+        "project": admission.project,
+        "profile": admission.profile,
+        "hold": to_decimal_string(admission.hold),
+        "list_rate_per_hour": to_decimal_string(admission.list_rate),
+        "subsidy_rate_per_hour": to_decimal_string(
+            subsidy_rate_per_hour(admission.list_rate, admission.subsidy_bp)
+        ),
+        "started": iso(admission.started_ms),
+        "max_stop_at": iso(admission.max_stop_ms),
+        "price_version": admission.price_version,
+    }
+
+
+def describe_verdict(admission: AdmissionResult) -> dict[str, Any]:
+    return {"allowed": True, "project": admission.project, "profile": admission.profile}
+
+
+def describe_stopped(stopped: StopResult) -> dict[str, Any]:
+    return {
+        "session_id": stopped.session_id,
+        "user": stopped.username,
+        "server_name": stopped.server_name,
+        "project": stopped.project,
+        "stopped": iso(stopped.stopped_ms),
+        "reason": stopped.reason,
+        "already_stopped": stopped.already,
+        "totals": {
+            "list": to_decimal_string(stopped.list_micro),
+            "subsidy": to_decimal_string(stopped.subsidy_micro),
+            "copay": to_decimal_string(stopped.list_micro - stopped.subsidy_micro),
+        },
+    }
+
+
+def describe_audit_entry(entry: AuditEntryRow) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": iso(entry.at_ms),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+def hours_affordable(available: int, subsidy_per_hour: int) -> str | None:
+    """How long the project's available subsidy runs this rate; ``None`` when it costs none."""
+    if subsidy_per_hour <= 0:
+        return None
+    hours = Decimal(max(0, available)) / Decimal(subsidy_per_hour)
+    return f"{hours.quantize(Decimal('0.01'), rounding=ROUND_DOWN)}"
+
+
+def describe_offer(
+    profile: Profile,
+    prices: PriceList,
+    subsidy_bp: int,
+    account: Account,
+    decision: Decision,
+    hold: int,
+) -> dict[str, Any]:
+    """One profile as the spawn form offers it within one project."""
+    rate = list_rate_per_hour(prices, resources_of(profile))
+    subsidy = subsidy_rate_per_hour(rate, subsidy_bp)
+    offer: dict[str, Any] = {
+        "slug": profile.slug,
+        "display_name": profile.display_name,
+        "description": profile.description,
+        "gpu_type": profile.gpu_type,
+        "gpu_count": profile.gpu_count,
+        "list_rate_per_hour": to_decimal_string(rate),
+        "subsidy_rate_per_hour": to_decimal_string(subsidy),
+        "copay_rate_per_hour": to_decimal_string(rate - subsidy),
+        "hold": to_decimal_string(hold),
+        "hours_left": hours_affordable(account.available, subsidy),
+        "allowed": decision.allowed,
+    }
+    if not decision.allowed:
+        offer["reason"] = decision.reason
+        offer["message"] = decision.message
+    return offer
+
+
+def describe_price_version(version: PriceVersionRow) -> dict[str, Any]:
+    return {
+        "version": version.id,
+        "effective_from": iso(version.effective_from_ms),
+        "cpu_core": to_decimal_string(version.cpu_core_micro),
+        "memory_gib": to_decimal_string(version.memory_gib_micro),
+        "gpu": {k: to_decimal_string(int(v)) for k, v in sorted(version.gpu_micro.items())},
+        "source": version.source,
+        "note": version.note,
+    }
+
+
+def describe_sync(result: SyncResult) -> dict[str, Any]:
+    return {
+        "user": result.username,
+        "changes": [
+            {
+                "project": change.project,
+                "change": change.change,
+                "role": change.role,
+                "previous_role": change.previous_role,
+            }
+            for change in result.changes
+        ],
+        "kept": list(result.kept),
+        "unknown_projects": list(result.unknown_projects),
+    }
