@@ -222,3 +222,20 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHub]:
 def tokens(jupyterhub: TestHub) -> dict[str, str]:
     """One full-permission token per user, minted through the hub's REST API."""
     return {name: jupyterhub.token_for(name) for name in (*USERS, HUB_ADMIN)}
+
+
+def _weight(item: pytest.Item) -> int:
+    """How early a test's file should start: waits on hubs and outages first."""
+    for rank, mark in enumerate(("slow", "e2e", "hub")):
+        if item.get_closest_marker(mark):
+            return rank
+    return 3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files that wait longest first, so that ``pytest -n`` (``make test``) does not
+    end with one worker alone on a long outage test; the order within a file is kept."""
+    rank: dict[str, int] = {}
+    for item in items:
+        rank[str(item.path)] = min(rank.get(str(item.path), 3), _weight(item))
+    items.sort(key=lambda item: rank[str(item.path)])
