@@ -22,10 +22,12 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from subsidyhub import shapes
 from subsidyhub.errors import NotFound, Refused, SubsidyError, TooLate
 from subsidyhub.ledger.admission import (
+    Admission,
     Stopped,
     admit,
     latest_session_id,
@@ -53,6 +55,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions"])
 
 
+def _admit(session: Session, context: ServiceContext, body: AdmissionCheck) -> Admission:
+    """The policy's answer to ``body``, written by ``session`` (a trial session writes nothing)."""
+    if body.project:
+        require_known_project(session, body.user, body.project)
+    return admit(
+        session,
+        context.settings,
+        username=body.user,
+        project_slug=body.project,
+        profile_slug=body.profile,
+        server_name=body.server_name,
+        now_ms=context.clock(),
+    )
+
+
 def _result(error: SubsidyError) -> str:
     """The ``result`` label of an admission that did not happen."""
     if isinstance(error, Refused):
@@ -74,17 +91,7 @@ def admit_spawn(
     counter = context.metrics.admissions
     try:
         with context.db.write() as session:
-            if body.project:
-                require_known_project(session, body.user, body.project)
-            admission = admit(
-                session,
-                context.settings,
-                username=body.user,
-                project_slug=body.project,
-                profile_slug=body.profile,
-                server_name=body.server_name,
-                now_ms=context.clock(),
-            )
+            admission = _admit(session, context, body)
             # Last, just before the commit: past the deadline the hub has told the person the
             # spawn failed, so this admission must not exist.
             late_ms = context.clock() - body.deadline if body.deadline is not None else 0
@@ -119,17 +126,7 @@ def check_spawn(
 ) -> dict[str, Any]:
     require_hub_facing(identity, "check admissions")
     with context.db.trial() as session:
-        if body.project:
-            require_known_project(session, body.user, body.project)
-        admission = admit(
-            session,
-            context.settings,
-            username=body.user,
-            project_slug=body.project,
-            profile_slug=body.profile,
-            server_name=body.server_name,
-            now_ms=context.clock(),
-        )
+        admission = _admit(session, context, body)
     return shapes.describe_verdict(admission)
 
 
