@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.money import format_money, parse_amount
 from subsidyhub.netutil import free_port
-from subsidyhub.settings import Settings, config_path, load_settings
+from subsidyhub.settings import DATA_DIR_ENV, Settings, config_path, load_settings
 
 DEMO_PROJECT = "demo"
 DEMO_MEMBERS = ("alice", "bob")
@@ -243,6 +244,19 @@ def start(
     raise LaunchError(f"JupyterHub did not answer at {url} within 60 s")
 
 
+def second_shell_exports(data_dir: Path, settings: Settings, cwd: Path) -> list[str]:
+    """The ``export`` line another shell needs so that admin commands find this ledger.
+
+    Empty when the data dir is the one a command run in ``cwd`` with the same config would
+    use anyway; otherwise a command run without it would look for (and refuse) a ledger in
+    ``./.subsidyhub`` instead of the one the hub and the service are using.
+    """
+    default = (cwd / (settings.data_dir or Path(".subsidyhub"))).resolve()
+    if data_dir.resolve() == default:
+        return []
+    return [f"export {DATA_DIR_ENV}={shlex.quote(str(data_dir.resolve()))}"]
+
+
 def run_foreground(*, config: str | None, data_dir: Path, port: int, ip: str, demo: bool) -> int:
     """What ``subsidyhub up`` does: start, print how to log in, wait, stop cleanly."""
     password = os.environ.get("SUBSIDYHUB_DEMO_PASSWORD") or secrets.token_urlsafe(9)
@@ -262,6 +276,11 @@ def run_foreground(*, config: str | None, data_dir: Path, port: int, ip: str, de
             f"  project {DEMO_PROJECT}: {format_money(parse_amount(DEMO_AMOUNT), settings.currency)} of subsidy"
         )
     print(f"  data: {data_dir}")
+    exports = second_shell_exports(data_dir, settings, Path.cwd())
+    if exports:
+        print("  for subsidyhub commands in another shell, first run:")
+        for line in exports:
+            print(f"    {line}")
     print("Press Ctrl-C to stop.", flush=True)
     stopping = False
 

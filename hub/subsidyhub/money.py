@@ -4,17 +4,54 @@ Every amount in the ledger is an ``int`` of micro-units (1 unit = 1_000_000 micr
 are exact and statements reconcile to the last digit. Floats never touch money: input is
 parsed from decimal strings, output is a decimal string. Rounding happens in exactly one
 place per quantity (:func:`div_round`), half to even, so repeated computations agree.
+
+People read amounts through :func:`format_money` only: rounded half to even to the currency's
+minor units (:data:`CURRENCIES`), with its symbol and a true minus sign. The lab extension
+(``format.ts``), its notebook widget (``figures.py``) and the admin page (``admin/format.js``)
+follow the same rule, and ``tests/data/display_cases.json`` holds the cases all of them must
+show alike (docs/decisions/display.md).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 MICRO = 1_000_000
 BASIS_POINTS = 10_000
 
-_SYMBOLS = {"HKD": "HK$", "USD": "US$", "EUR": "€", "GBP": "£", "SGD": "S$", "CNY": "CN¥"}
+# The sign of a negative amount on screen: U+2212, as wide as "+" and never broken from the
+# digits, rather than the hyphen a CSV or a decimal string carries.
+MINUS = "\u2212"
+
+
+@dataclass(frozen=True)
+class CurrencyDisplay:
+    """How people read a currency: its symbol and how many minor units (decimals) it shows."""
+
+    code: str
+    symbol: str
+    minor_units: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return asdict(self)
+
+
+# Symbols people expect, and ISO 4217's minor units. A code not listed shows as itself with a
+# space ("CHF 12.50") and two minor units.
+CURRENCIES = {
+    display.code: display
+    for display in (
+        CurrencyDisplay("HKD", "HK$", 2),
+        CurrencyDisplay("USD", "US$", 2),
+        CurrencyDisplay("EUR", "€", 2),
+        CurrencyDisplay("GBP", "£", 2),
+        CurrencyDisplay("SGD", "S$", 2),
+        CurrencyDisplay("CNY", "CN¥", 2),
+        CurrencyDisplay("JPY", "JP¥", 0),
+    )
+}
 
 
 class AmountError(ValueError):
@@ -94,24 +131,33 @@ def to_decimal_string(micro: int) -> str:
     return f"{sign}{whole}.{digits}"
 
 
-def currency_symbol(currency: str) -> str:
-    """The symbol people expect for a currency code; the code itself when unknown."""
-    return _SYMBOLS.get(currency.upper(), currency.upper() + " ")
+def currency_display(currency: str) -> CurrencyDisplay:
+    """The symbol and minor units of a currency code; the code itself and 2 when unknown."""
+    code = currency.upper()
+    return CURRENCIES.get(code) or CurrencyDisplay(code, f"{code} ", 2)
 
 
 def format_money(micro: int, currency: str) -> str:
-    """Human display rounded to cents: ``HK$412.30``; negative amounts as ``-HK$3.20``."""
-    cents = div_round(abs(micro), MICRO // 100)
-    sign = "-" if micro < 0 and cents else ""
-    whole, frac = divmod(cents, 100)
-    return f"{sign}{currency_symbol(currency)}{whole:,}.{frac:02d}"
+    """An amount as people read it: ``HK$1,412.30``, ``−HK$3.20``, ``JP¥1,413``.
+
+    Rounded half to even to the currency's minor units; an amount that rounds to zero is
+    ``HK$0.00`` whatever its sign. Statements and exports, whose rows must add up, use
+    :func:`format_money_exact` instead.
+    """
+    display = currency_display(currency)
+    scale = 10**display.minor_units
+    minor = div_round(abs(micro), MICRO // scale)
+    sign = MINUS if micro < 0 and minor else ""
+    whole, frac = divmod(minor, scale)
+    fraction = f".{frac:0{display.minor_units}d}" if display.minor_units else ""
+    return f"{sign}{display.symbol}{whole:,}{fraction}"
 
 
 def format_money_exact(micro: int, currency: str) -> str:
     """Display without rounding, for documents whose rows must add up: ``HK$1,412.305``."""
     whole, frac = to_decimal_string(abs(micro)).split(".")
     sign = "-" if micro < 0 else ""
-    return f"{sign}{currency_symbol(currency)}{int(whole):,}.{frac}"
+    return f"{sign}{currency_display(currency).symbol}{int(whole):,}.{frac}"
 
 
 _FRACTION = re.compile(r"^(?:0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?|\.[0-9]{1,4})$")

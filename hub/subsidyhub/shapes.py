@@ -18,11 +18,12 @@ hours are decimal strings. Limits are keyed by the names of :mod:`subsidyhub.lim
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from subsidyhub import limits
+from subsidyhub.ledger import time_left as time_limits
 from subsidyhub.ledger.pricing import (
     PriceList,
     accrued,
@@ -61,7 +62,9 @@ if TYPE_CHECKING:
 
 Amount = str
 Hours = str
+TimeLeftReason = time_limits.Binding
 Moment = str
+WarningSeverity = Literal["info", "warning", "critical"]
 # A limit's value or use: a count, hours as a decimal string, names, or null for none.
 LimitValue = int | str | list[str] | None
 
@@ -80,8 +83,18 @@ class Error(Shape):
 
 
 class Warning(Shape):
+    """A condition of a project that holds now (state, not an event): it is listed for as long
+    as it holds, so a client shows each ``id`` once and again only after it cleared."""
+
+    id: str = Field(
+        description='Stable while the condition holds: "{project}:{code}", e.g. "demo:exhausted".'
+    )
     code: str = Field(description="exhausted, below_N_percent or stop_soon.")
-    level: str = Field(description="warning or critical.")
+    severity: WarningSeverity = Field(
+        description="info (a threshold crossed), warning (the last threshold before the money "
+        "runs out) or critical (servers stop: exhausted, stop_soon)."
+    )
+    level: str = Field(description="warning or critical (older clients; see severity).")
     message: str
     threshold: str | None = None
     at: Moment | None = None
@@ -133,7 +146,15 @@ class ProjectSummary(Shape):
     held: Amount | None = None
     burn_rate_per_hour: Amount | None = None
     list_rate_per_hour: Amount | None = None
-    time_left_seconds: int | None = None
+    time_left_seconds: int | None = Field(
+        None,
+        description="Seconds until the project's subsidy runs out at its current burn rate; in "
+        "GET me, until the first stop of the caller's own servers in the project, if sooner "
+        "(their stop time from the session cap, their weekly GPU-hours). Null: nothing burns.",
+    )
+    time_left_reason: TimeLeftReason | None = Field(
+        None, description="What binds time_left_seconds."
+    )
     exhaustion_at: Moment | None = None
     balance_display: str | None = None
     running_servers: int | None = None
@@ -162,6 +183,37 @@ class Session(Shape):
     cost: Costs
     charged_until: Moment
     max_stop_at: Moment | None
+    max_stop_reason: str | None = Field(
+        None,
+        description="Which limit set max_stop_at at admission: max_session_hours (the session "
+        "cap) or weekly_gpu_hours (the member's weekly GPU-hours left then).",
+    )
+
+
+class CurrencyDisplay(Shape):
+    """How pages show the currency's amounts (docs/decisions/display.md)."""
+
+    code: str
+    symbol: str = Field(description='Written before the amount, e.g. "HK$".')
+    minor_units: int = Field(description="Decimals shown; amounts round half to even to them.")
+
+
+class RecentStop(Shape):
+    """One of the caller's server stops of the last week (:mod:`subsidyhub.ledger.stops`)."""
+
+    session_id: int
+    project: str
+    project_name: str
+    server_name: str
+    stopped: Moment
+    reason: str = Field(
+        description="subsidy_exhausted, weekly_gpu_hours, max_session_hours, project_closed, "
+        "admin, idle, superseded, user, stopped (reported by the hub) or reconciled."
+    )
+    note: str | None = Field(description="The admin's note, for an admin's stop.")
+    message: str = Field(description="What happened and what to do, for the server's owner.")
+    current: bool = Field(description="No server of the caller's was started since this stop.")
+    own: bool = Field(description="The owner asked for this stop (nothing to explain).")
 
 
 class Me(Shape):
@@ -169,9 +221,18 @@ class Me(Shape):
     admin: bool
     at: Moment
     currency: str
+    currency_display: CurrencyDisplay
     limits: list[LimitDeclaration]
     projects: list[ProjectSummary]
     sessions: list[Session]
+    stops: list[RecentStop] = Field(
+        description="The caller's server stops of the last 7 days, newest first (at most 5)."
+    )
+
+
+class RecentStops(Shape):
+    user: str
+    stops: list[RecentStop]
 
 
 class Offer(Shape):
@@ -186,7 +247,18 @@ class Offer(Shape):
     subsidy_rate_per_hour: Amount
     copay_rate_per_hour: Amount
     hold: Amount
-    hours_left: Hours | None
+    hours_left: Hours | None = Field(
+        description="Hours the project's available subsidy buys at this profile's rate (a "
+        "course's student: their weekly GPU-hours); time_left_seconds is the least of all limits."
+    )
+    time_left_seconds: int | None = Field(
+        None,
+        description="How long a server of this profile started now may run: the least of what "
+        "the available subsidy buys, the weekly GPU-hours left and the session cap. Null: none.",
+    )
+    time_left_reason: TimeLeftReason | None = Field(
+        None, description="Which limit binds time_left_seconds."
+    )
     allowed: bool
     reason: str | None = None
     message: str | None = None
@@ -274,6 +346,21 @@ class Member(Shape):
 class Members(Shape):
     project: str
     members: list[Member]
+
+
+class MemberUse(Member):
+    """A member with the limits in force for them and their use of them this week."""
+
+    quota_in_force: dict[str, LimitValue] = Field(
+        description="The limits that apply to the member: their own, else the project's."
+    )
+    usage: dict[str, int | str] = Field(description="Their use of each measured limit.")
+    running_servers: int
+
+
+class MembersUse(Shape):
+    project: str
+    members: list[MemberUse]
 
 
 class ProjectQuota(Shape):
@@ -479,7 +566,12 @@ STUDENT_WARNINGS = ("exhausted", "stop_soon")
 
 
 def warnings_for(settings: Settings, project: Any, account: Account) -> list[dict[str, Any]]:
-    """The most severe balance threshold crossed, and a stop forecast when it is near."""
+    """The most severe balance threshold crossed, and a stop forecast when it is near.
+
+    Each is a condition that holds now, with an ``id`` that stays the same while it holds:
+    clients remember the ids they showed and show a warning again only once it has cleared
+    and come back (:class:`Warning`).
+    """
     found: list[dict[str, Any]] = []
     currency = settings.currency
     if account.allocated > 0:
@@ -492,20 +584,26 @@ def warnings_for(settings: Settings, project: Any, account: Account) -> list[dic
             found.append(
                 {
                     "code": "exhausted",
+                    "severity": "critical",
                     "level": "critical",
-                    "message": f"Project {project.slug} has no subsidy left; servers are being stopped. "
-                    "Ask your project manager to top up.",
+                    "message": f"Project {project.slug} has no subsidy left; "
+                    + (
+                        "its servers are being stopped. "
+                        if account.sessions
+                        else "no server can start in it. "
+                    )
+                    + "Ask your project manager to top up.",
                 }
             )
         elif crossed:
             fraction = crossed[0]
             percent = int(fraction * 100)
+            last = fraction == min(settings.metering.warn_fractions)
             found.append(
                 {
                     "code": f"below_{percent}_percent",
-                    "level": "critical"
-                    if fraction == min(settings.metering.warn_fractions)
-                    else "warning",
+                    "severity": "warning" if last else "info",
+                    "level": "critical" if last else "warning",
                     "threshold": f"{fraction}",
                     "message": f"Project {project.slug} has less than {percent}% of its allocation left "
                     f"({format_money(account.balance, currency)} of {format_money(account.allocated, currency)}).",
@@ -518,13 +616,14 @@ def warnings_for(settings: Settings, project: Any, account: Account) -> list[dic
         found.append(
             {
                 "code": "stop_soon",
+                "severity": "critical",
                 "level": "critical",
                 "at": iso(account.exhaustion_ms),
                 "message": f"Save your work: servers in project {project.slug} stop in {minutes} minutes "
                 f"(at {iso(account.exhaustion_ms)}) because the project's subsidy runs out.",
             }
         )
-    return found
+    return [{"id": f"{project.slug}:{w['code']}"} | w for w in found]
 
 
 def summarise_project(
@@ -577,7 +676,20 @@ def summarise_project(
                 w for w in warnings_for(settings, project, account) if w["code"] in STUDENT_WARNINGS
             ],
         }
-    time_left = account.time_left_ms
+    left = time_limits.TimeLeft(account.time_left_ms, "balance")
+    if username is not None:
+        # The caller's own servers may stop before the money runs out (GET me, the status bar).
+        left = time_limits.for_member(
+            balance_ms=account.time_left_ms,
+            in_force=in_force,
+            gpu_ms_week=gpu_ms_week,
+            running=(
+                (s.gpu_count, s.started_ms, s.max_stop_ms)
+                for s in account.sessions
+                if s.username == username
+            ),
+            now_ms=account.at_ms,
+        )
     return head | {
         "allocated": to_decimal_string(account.allocated),
         "balance": to_decimal_string(account.balance),
@@ -586,7 +698,8 @@ def summarise_project(
         "held": to_decimal_string(account.holds),
         "burn_rate_per_hour": to_decimal_string(account.burn_rate_per_hour),
         "list_rate_per_hour": to_decimal_string(account.list_rate_per_hour),
-        "time_left_seconds": None if time_left is None else time_left // 1000,
+        "time_left_seconds": left.seconds,
+        "time_left_reason": left.binding,
         "exhaustion_at": iso(account.exhaustion_ms),
         "balance_display": format_money(account.balance, settings.currency),
         "running_servers": len(account.sessions),
@@ -619,6 +732,7 @@ def describe_session(row: SpawnSession, project_slug: str, now_ms: int) -> dict[
         },
         "charged_until": iso(row.charged_until_ms),
         "max_stop_at": iso(row.max_stop_ms),
+        "max_stop_reason": row.max_stop_reason if row.max_stop_ms is not None else None,
     }
 
 

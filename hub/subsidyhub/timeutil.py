@@ -3,7 +3,9 @@
 Months are calendar months in UTC: statements are per month and charges are split at month
 boundaries, so a month's statement is exactly the sum of its charge lines. Durations are
 milliseconds in the ledger and hours for people; :func:`hours_to_ms` and :func:`format_hours`
-are the only conversions, so every figure rounds the same way wherever it is shown.
+are the only conversions, so every figure rounds the same way wherever it is shown. A span a
+person waits through ("time left") is shown by :func:`format_duration` alone, in the style the
+lab extension and the admin page also use ("21 d 6 h", "3 h 12 m", "4 m", "< 1 m").
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ def format_hours(ms: int, places: int | None = None, *, rounding: str = ROUND_HA
     if places is None:
         return f"{hours.normalize():f}"
     return f"{hours.quantize(Decimal(1).scaleb(-places), rounding=rounding)}"
+
+
+def format_duration(ms: int) -> str:
+    """A span as people read it: ``< 1 m``, ``4 m``, ``3 h 12 m`` (under two days), ``21 d 6 h``.
+
+    Cut down to the whole minute, never rounded up: a time left must not promise more than
+    there is. The same rule as ``duration`` in the lab extension's ``format.ts``, checked
+    against the same cases (``tests/data/display_cases.json``).
+    """
+    minutes = max(0, ms) // 60_000
+    if minutes < 1:
+        return "< 1 m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 1:
+        return f"{minutes} m"
+    if hours < 48:
+        return f"{hours} h {minutes} m"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 def to_ms(moment: datetime) -> int:

@@ -66,8 +66,16 @@ class Cli:
 
 
 @pytest.fixture
-def cli(config_file: Path) -> Cli:
+def bare_cli(config_file: Path) -> Cli:
+    """The CLI on a database where no ledger was created yet."""
     return Cli(config_file, CliRunner(env=CLI_ENV))
+
+
+@pytest.fixture
+def cli(bare_cli: Cli) -> Cli:
+    """The CLI on a ledger made by ``db upgrade``: admin commands never create one."""
+    bare_cli.ok("db", "upgrade")
+    return bare_cli
 
 
 @pytest.fixture

@@ -181,7 +181,7 @@ def test_empty_month_has_only_a_zero_total(cli: Cli, demo: None) -> None:
 
 def test_correction_takes_funds_back(cli: Cli, demo: None) -> None:
     result = cli.ok("admin", "allocate", "demo", "-100", "--correction", "--note", "entered twice")
-    assert "Recorded correction of -HK$100.00" in result.stdout
+    assert "Recorded correction of \u2212HK$100.00" in result.stdout
     assert cli.json("admin", "project", "show", "demo")["balance"] == "400.00"
     [entry] = cli.json("admin", "audit", "--target", "project:demo/allocations", "--limit", "1")
     assert entry["action"] == "allocation.correct"

@@ -37,6 +37,11 @@ def script_is_installed() -> None:
 
 def test_console_script_round_trip_and_exit_codes(config_file: Path) -> None:
     config = str(config_file)
+    no_ledger = run("admin", "project", "create", "demo", "--name", "Demo", "--config", config)
+    assert no_ledger.returncode == 1
+    assert no_ledger.stderr.startswith("error: no SubsidyHub ledger at ")
+    assert no_ledger.stderr.count("\n") == 1
+    assert run("db", "upgrade", "--config", config).returncode == 0
     created = run("admin", "project", "create", "demo", "--name", "Demo", "--config", config)
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("Created project demo")
@@ -67,6 +72,7 @@ def test_console_script_round_trip_and_exit_codes(config_file: Path) -> None:
 
 
 def test_config_from_the_environment(config_file: Path) -> None:
+    assert run("db", "upgrade", env={"SUBSIDYHUB_CONFIG": str(config_file)}).returncode == 0
     created = run(
         "admin", "project", "create", "demo", "--name", "Demo",
         env={"SUBSIDYHUB_CONFIG": str(config_file)},

@@ -257,3 +257,27 @@ def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -
     )
     assert "s3cret" not in result.output
     assert result.stderr.count("\n") == 1
+
+
+def test_admin_commands_never_create_a_ledger(bare_cli: Cli, tmp_path: Path) -> None:
+    # A second shell without SUBSIDYHUB_DATA_DIR points at a data dir where 'up' never ran.
+    data_dir = tmp_path / "elsewhere"
+    config = write(tmp_path / "c.yaml", f"data_dir: {data_dir}\n")
+    runner = CliRunner(env=CLI_ENV)
+    for args in (["admin", "project", "create", "x", "--name", "X"], ["admin", "audit"]):
+        result = runner.invoke(app, [*args, "--config", str(config)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"error: no SubsidyHub ledger at {data_dir / 'subsidyhub.sqlite'}; run 'subsidyhub "
+            "up' (or 'subsidyhub db upgrade') to create one there, or set SUBSIDYHUB_DATA_DIR "
+            "to the data dir that 'subsidyhub up' printed (or --config to the config that "
+            "names your database)\n"
+        )
+        assert not data_dir.exists()
+    # An existing database without a ledger in it (PostgreSQL, or an empty SQLite file).
+    result = bare_cli("admin", "project", "list")
+    assert result.exit_code == 1
+    assert "error: no SubsidyHub ledger at " in result.stderr
+    # 'db upgrade' is how one is made; after it the same command works.
+    bare_cli.ok("db", "upgrade")
+    assert bare_cli.ok("admin", "project", "list").stdout

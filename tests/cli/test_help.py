@@ -32,10 +32,11 @@ def test_the_documented_commands_exist() -> None:
         "admin project create", "admin project list", "admin project show", "admin project update",
         "admin allocate",
         "admin member add", "admin member remove", "admin member list",
-        "admin quota set",
+        "admin quota set", "admin quota show",
         "admin course create", "admin course enrol", "admin course show",
         "admin price list", "admin price set",
         "admin audit",
+        "server list", "server stop",
         "statement",
         "report utilisation",
         "kubernetes prepuller-values",
@@ -53,3 +54,8 @@ def test_help(path: tuple[str, ...]) -> None:
     result = CliRunner(env=CLI_ENV).invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage: subsidyhub" in result.stdout
+
+
+def test_help_states_the_exit_codes() -> None:
+    result = CliRunner(env=CLI_ENV).invoke(app, ["--help"])
+    assert "Exit status: 0 done; 1 refused" in " ".join(result.stdout.split())

@@ -69,7 +69,7 @@ def test_an_admin_runs_a_project_from_the_page(
     expect(page.locator("h1")).to_have_text("Projects")
     expect(page.locator("#sh-user")).to_have_text("Signed in as admin")
     demo = page.locator('tr[data-slug="demo"]')
-    expect(demo).to_contain_text("HKD 500.00")
+    expect(demo).to_contain_text("HK$500.00")
     page.screenshot(path=artifacts / "admin-projects.png", full_page=True)
 
     # Create a project; a bad slug first is refused with the API's message and writes nothing.
@@ -99,8 +99,8 @@ def test_an_admin_runs_a_project_from_the_page(
     page.fill(f"{form} [name=amount]", "5000.00")
     page.fill(f"{form} [name=note]", "Term 1 grant")
     page.click(f"{form} button")
-    expect(page.locator("#sh-allocations tbody")).to_contain_text("HKD 5,000.00")
-    expect(page.locator("#sh-left")).to_contain_text("HKD 5,000.00")
+    expect(page.locator("#sh-allocations tbody")).to_contain_text("HK$5,000.00")
+    expect(page.locator("#sh-left")).to_contain_text("HK$5,000.00")
     assert count(ledger, Allocation, Allocation.project_id == project_id) == 1
 
     # Quotas: not a number → the API's message and no change; then a real change.
@@ -142,8 +142,15 @@ def test_an_admin_runs_a_project_from_the_page(
         expect(server).to_contain_text("erin")
         expect(server).to_contain_text("cpu-small")
         page.screenshot(path=artifacts / "admin-project.png", full_page=True)
+        # Every part of the page is an element: no stray text (a "null") between the sections.
+        stray = "[...document.getElementById('sh-main').childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).length"
+        assert page.evaluate(stray) == 0
 
-        page.once("dialog", lambda dialog: dialog.accept())
+        # Every project's running servers on one page, each with a Stop button.
+        page.click(".sh-nav a[data-section=servers]")
+        expect(page.locator("#sh-all-servers tbody tr[data-session]")).to_contain_text(SLUG)
+        page.go_back()
+        page.once("dialog", lambda dialog: dialog.accept("left running over the holidays"))
         server.locator("button", has_text="Stop").click()
         expect(page.locator("#sh-servers")).to_contain_text("No servers running")
         poll(lambda: erin.server() is None, timeout=60, what="erin's server stopped by the hub")
@@ -158,6 +165,16 @@ def test_an_admin_runs_a_project_from_the_page(
         stop = session.scalars(select(AuditEntry).where(AuditEntry.action == "server.stop")).one()
     assert stop.actor == "admin"
     assert stop.after is not None and stop.after["reason"] == "admin"
+    assert stop.after["note"] == "left running over the holidays"
+
+    # Suspend it and lower its rate from the page (PATCH projects/SLUG).
+    page.select_option("#sh-project-settings-form [name=status]", "suspended")
+    page.fill("#sh-project-settings-form [name=subsidy_rate]", "0.5")
+    page.click("#sh-project-settings-form button")
+    expect(page.locator("h1")).to_contain_text("suspended")
+    with ledger.read() as session:
+        changed = session.scalars(select(Project).where(Project.slug == SLUG)).one()
+    assert (changed.status, changed.subsidy_bp) == ("suspended", 5000)
 
     # Remove the member again.
     page.locator('tr[data-member="erin"] button', has_text="Remove").click()
@@ -207,3 +224,23 @@ def test_a_user_who_is_not_an_admin_gets_a_403_page(
     expect(page.locator("#sh-forbidden h1")).to_contain_text("Not a SubsidyHub admin")
     expect(page.locator("#sh-forbidden")).to_contain_text("signed in as bob")
     page.screenshot(path=artifacts / "admin-forbidden.png", full_page=True)
+
+
+def test_services_subsidy_opens_the_usage_page(
+    page: Page, stack: HubStack, artifacts: Path
+) -> None:
+    # What the hub's "Services → subsidy" menu entry opens: a page, not the API's JSON 404.
+    log_in(page, stack, "alice", stack.password)
+    page.goto(f"{stack.url}/services/subsidy/")
+    page.wait_for_url("**/services/subsidy/")
+    expect(page.locator("h1")).to_have_text("Your usage")
+    expect(page.locator("#sh-user")).to_have_text("alice")
+    demo = page.locator("#sh-project-demo")
+    expect(demo.locator('[data-field="available"]')).to_contain_text("HK$")
+    expect(page.locator("#sh-servers")).to_be_visible()
+    expect(page.locator("#sh-stops")).to_be_visible()
+    expect(page.locator("#sh-spending table")).to_be_visible()
+    expect(page.locator("#sh-admin")).to_be_hidden()
+    expect(page.locator("body")).not_to_contain_text("--")  # no command-line flags in its words
+    expect(page.locator("#sh-main")).not_to_contain_text("null")
+    page.screenshot(path=artifacts / "usage-page.png", full_page=True)

@@ -146,10 +146,18 @@ def test_spawn_page_prices_profiles_and_refusals_read_clearly(
     expect(gpu.locator(".sh-reason")).to_have_text(
         f"Profile gpu-1 is not allowed in project {user}; allowed: cpu-small."
     )
-    expect(cpu.locator(".sh-left")).to_have_text("0.05 h left")
+    # HK$0.05 at HK$0.98/h: 3 minutes, and the balance is what binds.
+    expect(cpu.locator(".sh-left")).to_have_text("3 m left · project balance")
+    # Nothing can start: nothing is chosen, Start is off, and a sentence says why.
+    expect(page.locator("input[name=profile]:checked")).to_have_count(0)
+    expect(page.locator("#spawn_form button[type=submit]")).to_be_disabled()
+    expect(page.locator(".sh-none")).to_have_text(
+        "No profile can start in Nearly empty lab now; each one above says why."
+    )
     page.screenshot(path=artifacts / "spawn-page-refused-profiles.png", full_page=True)
 
-    page.click("#spawn_form button[type=submit]")
+    # Posted anyway (an old tab, a script): the refusal reads as a message to a person.
+    page.evaluate("document.getElementById('spawn_form').submit()")
     refusal = page.locator("#sh-refusal")
     expect(refusal).to_contain_text("Your server was not started")
     expect(refusal).to_contain_text(f"Project {user} has HK$0.05 of subsidy left")
@@ -169,7 +177,9 @@ def test_balance_in_jupyterlab_widget_and_warnings(
     # The spawn page: both profiles allowed, priced, with the hours the balance buys.
     log_in(page, stack, slug)
     page.goto(f"{stack.url}/hub/spawn")
-    expect(page.locator("label.sh-card[data-profile=gpu-1] .sh-left")).to_contain_text("h left")
+    expect(page.locator("label.sh-card[data-profile=gpu-1] .sh-left")).to_contain_text(
+        " left · project balance"
+    )
     page.screenshot(path=artifacts / "spawn-page.png", full_page=True)
     page.click("label.sh-card[data-profile=cpu-small]")
     page.click("#spawn_form button[type=submit]")
@@ -235,14 +245,19 @@ def test_balance_in_jupyterlab_widget_and_warnings(
     # Minutes of subsidy left: the stop is announced with its time, and the bar turns red.
     me = own_project(service_get(stack, "me", token).json(), slug)
     spend_down_to(stack, slug, Decimal(me["balance"]), Decimal("0.40"))  # ~24 min at 0.98/h
-    notice = toast(page, "Save your work: this server stops at")
+    notice = toast(page, "Save your work: this server stops in")
     expect(notice).to_be_visible()
     expect(status).to_have_attribute("data-severity", "critical")
     text = notice.inner_text()
     match = re.search(
-        rf"this server stops at (\d\d:\d\d) because project {slug}'s subsidy runs out", text
+        rf"this server stops in \d+ m \d+ s \((\d\d:\d\d)\) because project Lab of {slug}'s "
+        "subsidy runs out",
+        text,
     )
     assert match, text
+    # It counts down in place, and the forecast raises no second alarm beside it.
+    expect(notice).not_to_have_text(text, timeout=5_000)
+    expect(toast(page, "Save your work")).to_have_count(1)
     me = own_project(service_get(stack, "me", token).json(), slug)
     stop_at = datetime.fromisoformat(me["exhaustion_at"].replace("Z", "+00:00"))
     shown_at = {(stop_at + timedelta(minutes=d)).strftime("%H:%M") for d in (-1, 0, 1)}
@@ -272,10 +287,14 @@ def test_a_course_student_sees_their_allowance_never_the_course_balance(
         allowance = page.locator("#sh-allowance")
         expect(allowance).to_contain_text("4.00 of 4 GPU-hours left this week")
         expect(allowance).to_contain_text("sessions up to 2 h")
+        # 4 GPU-hours left this week, but a session may last 2 h: the cap binds.
         expect(page.locator("label.sh-card[data-profile=gpu-1] .sh-left")).to_have_text(
-            "4.00 h left this week"
+            "2 h 0 m left · session cap"
         )
-        assert "HK$500" not in page.content() and "available" not in allowance.inner_text()
+        # A student sees their allowance, never money: no balance, prices or co-pay.
+        content = page.content()
+        assert "HK$" not in content and "co-pay" not in content
+        assert "available" not in allowance.inner_text()
         page.screenshot(path=artifacts / "spawn-page-student.png", full_page=True)
         page.click("label.sh-card[data-profile=cpu-small]")
         page.click("#spawn_form button[type=submit]")

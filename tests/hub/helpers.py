@@ -304,15 +304,17 @@ class HubStack:
 
     def admin(self, *args: str) -> str:
         """``subsidyhub admin ARGS --config FILE`` on this stack's ledger; fails on non-zero exit."""
+        return self.cli("admin", *args)
+
+    def cli(self, *args: str) -> str:
+        """``subsidyhub ARGS --config FILE`` on this stack's ledger; fails on non-zero exit."""
         env = os.environ | {
             "SUBSIDYHUB_DATA_DIR": str(self.data_dir),
             "SUBSIDYHUB_ACTOR": "tests-hub",
         }
-        result = ADMIN_CLI.run(
-            ["admin", *args, "--config", str(self.config_path)], env=env, timeout=60
-        )
+        result = ADMIN_CLI.run([*args, "--config", str(self.config_path)], env=env, timeout=60)
         assert result.returncode == 0, (
-            f"admin {' '.join(args)} exited {result.returncode}: {result.stderr}"
+            f"{' '.join(args)} exited {result.returncode}: {result.stderr}"
         )
         return result.stdout
 

@@ -89,10 +89,22 @@ def test_server_is_stopped_at_exhaustion_and_the_next_spawn_is_refused(
     assert 0 <= lateness_ms <= 5_000, f"stopped {lateness_ms} ms after the predicted exhaustion"
     poll(lambda: carol.server() is None, timeout=30, what="the hub stopping the server")
 
+    # The hub's pages say why, above the Start button, and what to do.
+    def home_banner() -> str | None:
+        page = carol.http.get("/hub/home").text
+        return page if 'id="sh-stop"' in page else None
+
+    home = poll(home_banner, timeout=10, what="the home page saying why the server stopped")
+    assert 'data-reason="subsidy_exhausted"' in home
+    assert "project Tiny&#39;s subsidy ran out. Ask your project manager to top it up." in home
+    assert home.index('id="sh-stop"') < home.index('id="start"')
+
     again = carol.start_server("cpu-small")
     assert again.status_code == 403
     assert "Project tiny has" in again.json()["message"]
     assert "of subsidy left; cpu-small needs" in again.json()["message"]
+    # A refused start is no new server: the spawn page still says why the last one stopped.
+    assert "project Tiny&#39;s subsidy ran out" in carol.http.get("/hub/spawn").text
 
 
 def test_reconciliation_closes_ghost_sessions_and_stops_unadmitted_servers(
@@ -129,3 +141,27 @@ def test_reconciliation_closes_ghost_sessions_and_stops_unadmitted_servers(
         ).one()
         admission.stop(session, live.id, now_ms=now_ms(), reason="lost")
     poll(lambda: carol.server() is None, timeout=20, what="the unadmitted server stopped")
+
+
+def test_an_admins_stop_from_the_cli_stops_the_server_on_the_hub(
+    stack: HubStack, carol: HubUser, ledger: Database
+) -> None:
+    """``subsidyhub server stop`` writes only the ledger; the enforcer carries it to the hub."""
+    stack.admin("allocate", "tiny", "100000", "--from", "2020-01-01")
+    assert carol.start_server("cpu-small").status_code in (201, 202)
+    carol.wait_ready()
+    said = stack.cli("server", "stop", "carol", "--note", "maintenance at noon")
+    assert "asks the hub to stop the server" in said
+    poll(lambda: carol.server() is None, timeout=20, what="the hub stopping the server")
+    # The enforcer's doing (within a second of the write), not reconciliation's.
+    assert "carol/ of project tiny: closed in the ledger by an admin" in stack.log_path.read_text()
+    with ledger.read() as session:
+        row = session.scalars(
+            select(SpawnSession)
+            .where(SpawnSession.username == "carol")
+            .order_by(SpawnSession.id.desc())
+        ).first()
+    assert row is not None and (row.stop_reason, row.stop_note) == ("admin", "maintenance at noon")
+    assert row.reported_stop_ms is not None  # the hub's own stop is kept as evidence
+    page = carol.http.get("/hub/home").text
+    assert "maintenance at noon" in page

@@ -9,11 +9,13 @@ subsidy service as a managed service, ``LocalGPUSpawner``, real JupyterLab serve
 is declared in the config (``local.gpus: ["0"]``); no GPU exists on the test machines, so the
 GPU is an id handed out exclusively, and the proof that the server got it is
 ``CUDA_VISIBLE_DEVICES=0`` in the server process's environment (read from ``/proc`` with the
-pid the hub saved in the spawner's state, next to the GPUs it holds).
+pid the hub saved in the spawner's state, next to the GPUs it holds). The spawn page reads the
+same pool, so a taken GPU disables the GPU profile there before anyone tries.
 """
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -99,6 +101,15 @@ def test_a_project_cap_that_refuses_anyway_is_named_rather_than_the_full_pool(
 
         for user in (dave, bob):
             assert service_get(hub, "me", user.new_token()).json()["sessions"] == []
+
+        # Bob's spawn page says so before he tries: gpu-1 is disabled with the pool's words
+        # (no config key), and the CPU profile, which can start, is chosen.
+        page = bob.http.get("/hub/spawn").text
+        card = page.split('data-profile="gpu-1"', 1)[1].split("</label>", 1)[0]
+        assert 'value="gpu-1" disabled' in card
+        assert "All H800 GPUs of this machine are in use: 0 of 1 free" in card
+        assert "local.gpus" not in page
+        assert re.search(r'value="cpu-small"\s+checked', page)
     finally:
         dave.stop_server()
         dave.close()

@@ -12,6 +12,7 @@ behind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -47,6 +48,12 @@ def test_tiny_balance(hub: HubStack, member: HubUser) -> None:
     assert message.startswith(f"Project {member.name} has HK$0.05 of subsidy left")
     assert "cpu-small needs HK$0.24" in message and "top up" in message
     assert member.server() is None
+
+    # The spawn page: no profile can start, so none is checked and Start is off, saying why.
+    page = member.http.get("/hub/spawn").text
+    assert " checked" not in page.split('class="sh-profiles"', 1)[1]
+    assert re.search(r'<button type="submit"[^>]*disabled>Start</button>', page)
+    assert f"No profile can start in Project {member.name} now; each one above says why." in page
     me = service_get(hub, "me", member.new_token()).json()
     assert me["sessions"] == []
 

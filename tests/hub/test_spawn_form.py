@@ -4,8 +4,9 @@ Real components: JupyterHub with SubsidyHub's embedded config (``subsidyhub up``
 form (shared password), the npm configurable-http-proxy, the subsidy service as a managed
 service (it supplies the figures on the page and admits the spawn), ``LocalGPUSpawner`` and a
 real single-user server, on JupyterHub 6 and 5.5. Proves that the page a person sees prices each
-profile as the config says, shows the hours the project's available subsidy buys as ``GET me``
-reports it, and that submitting the form starts a server reachable through the proxy that
+profile as the config says, shows how long the project's available subsidy (as ``GET me``
+reports it) runs each profile and that the balance is what binds, checks the first profile
+that can start, and that submitting the form starts a server reachable through the proxy that
 alice logs in to through the hub.
 """
 
@@ -15,7 +16,11 @@ import re
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+import httpx
 import pytest
+
+from subsidyhub.money import format_money, parse_amount
+from subsidyhub.timeutil import format_duration
 
 from .conftest import HUB_CONFIG, ON_BOTH_MAJORS
 from .helpers import HubStack, HubUser, poll, process_environment, service_get
@@ -27,7 +32,7 @@ CARD = re.compile(
 )
 FIGURES = re.compile(
     r"List price HK\$(?P<list>[\d.]+)/h\s*·\s*subsidised HK\$(?P<subsidy>[\d.]+)/h.*?"
-    r"(?P<hours>[\d.]+) h left",
+    r'data-binding="(?P<binding>\w+)"[^>]*>(?P<left>[^<]+) left · ',
     re.S,
 )
 
@@ -43,13 +48,16 @@ def list_price(profile: dict[str, Any]) -> Decimal:
     return price
 
 
-def offered_figures(page: str) -> dict[str, dict[str, Decimal]]:
-    """Per profile on the spawn page: list price, subsidised price and hours left."""
+def offered_figures(page: str) -> dict[str, dict[str, Any]]:
+    """Per profile on the spawn page: list price, subsidised price, time left and what binds."""
     offered = {}
     for card in CARD.finditer(page):
         figures = FIGURES.search(card["body"])
         assert figures, f"no prices on the card of {card['slug']}: {card['body']}"
-        offered[card["slug"]] = {key: Decimal(figures[key]) for key in ("list", "subsidy", "hours")}
+        offered[card["slug"]] = {key: Decimal(figures[key]) for key in ("list", "subsidy")} | {
+            "left": figures["left"],
+            "binding": figures["binding"],
+        }
     return offered
 
 
@@ -69,7 +77,9 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
     assert page.status_code == 200
     assert demo == idle_project(), "the project's figures moved while the page was rendered"
     available = Decimal(demo["available"])
-    assert f"HK${demo['available']} of subsidy available" in page.text
+    # Rounded to the cent, by the one formatter (docs/decisions/display.md).
+    shown = format_money(parse_amount(demo["available"], allow_negative=True), "HKD")
+    assert f"{shown} of subsidy available" in page.text
 
     offered = offered_figures(page.text)
     assert set(offered) == {p["slug"] for p in HUB_CONFIG["profiles"]}
@@ -78,9 +88,15 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
         figures = offered[profile["slug"]]
         assert figures["list"] == list_price(profile), profile["slug"]
         assert figures["subsidy"] == list_price(profile) * rate, profile["slug"]
-        hours = (available / figures["subsidy"]).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-        assert figures["hours"] == hours, profile["slug"]
+        # demo has no session cap or weekly limit: the balance binds.
+        seconds = int((available * 3600 / figures["subsidy"]).to_integral_value(ROUND_DOWN))
+        assert figures["left"] == format_duration(seconds * 1000), profile["slug"]
+        assert figures["binding"] == "balance", profile["slug"]
     assert offered["cpu-small"]["list"] == Decimal("1.40")  # 2 cores × 0.50 + 4 GiB × 0.10
+    # The first profile that can start is chosen, and Start is live.
+    assert re.search(r'value="cpu-small"\s+checked', page.text), page.text
+    assert re.search(r'<button type="submit"[^>]*>Start</button>', page.text)
+    assert "disabled>Start" not in page.text
 
     submitted = alice.http.post(
         "/hub/spawn", data={"profile": "cpu-small", "project": "demo", "_xsrf": alice.xsrf}
@@ -110,3 +126,23 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
     assert environment["SUBSIDYHUB_PROFILE"] == "cpu-small"
     assert environment["SUBSIDYHUB_PROJECT"] == "demo"
     assert environment["CUDA_VISIBLE_DEVICES"] == "", "a CPU profile must see no GPU"
+
+
+def test_a_hub_admin_in_no_project_lands_on_a_pointer_to_the_admin_page(hub: HubStack) -> None:
+    """The hub's admin belongs to no project: instead of a form whose Start could only be
+    refused, the page says so and links to the subsidy admin page."""
+    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30) as http:
+        http.get("/hub/login").raise_for_status()
+        xsrf = http.cookies.get("_xsrf", path="/hub/")
+        http.post(
+            "/hub/login",
+            data={"username": "admin", "password": hub.admin_password, "_xsrf": xsrf},
+        ).raise_for_status()
+        page = http.get("/hub/spawn")
+        assert page.status_code == 200
+        assert 'id="sh-admin-landing"' in page.text, page.text[-3000:]
+        assert "You are not a member of any project" in page.text
+        link = re.search(r'id="sh-admin-link" href="([^"]+)"', page.text)
+        assert link and link[1].endswith("/services/subsidy/admin/"), link
+        assert re.search(r'<button type="submit"[^>]*disabled>Start</button>', page.text)
+        assert 'name="profile"' not in page.text

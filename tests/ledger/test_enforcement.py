@@ -3,6 +3,7 @@
 from subsidyhub.ledger import admission, projects
 from subsidyhub.ledger.enforcement import REASON_CLOSED, REASON_EXHAUSTED, REASON_MAX_SESSION, plan
 from subsidyhub.ledger.metering import charge_until
+from subsidyhub.ledger.server_stops import stop_by_admin
 
 from .helpers import HOUR, T0, make_project
 
@@ -69,3 +70,44 @@ def test_nothing_running_means_no_deadline(ledger_db, settings):
     with ledger_db.read() as session:
         result = plan(session, T0)
     assert result.due == [] and result.next_due_ms is None
+
+
+def test_an_admins_ledger_stop_is_carried_to_the_hub_until_the_hub_reports_it(ledger_db, settings):
+    make_project(ledger_db, settings, amount="1000")
+    first = admit(ledger_db, settings, "alice", "cpu-small", server="a")
+    other = admit(ledger_db, settings, "alice", "cpu-small", server="b")
+    with ledger_db.write() as session:
+        stop_by_admin(session, first.session_id, actor="cli:root", now_ms=T0 + HOUR, note="x")
+        admission.stop(session, other.session_id, now_ms=T0 + HOUR, reason="user")
+    with ledger_db.read() as session:
+        carried = plan(session, T0 + HOUR).closed_running
+        # An hour and more later the reconciliation has long settled it.
+        stale = plan(session, T0 + 2 * HOUR + 1).closed_running
+    # Only the admin's stop: the user's own went through the hub already.
+    assert [(o.session_id, o.username, o.server_name, o.reason) for o in carried] == [
+        (first.session_id, "alice", "a", "admin")
+    ]
+    assert stale == []
+    with ledger_db.write() as session:
+        admission.record_stop(
+            session,
+            first.session_id,
+            stopped_ms=T0 + HOUR + 500,
+            now_ms=T0 + HOUR + 600,
+            reason="stopped",
+            actor="hub",
+        )
+    with ledger_db.read() as session:
+        assert plan(session, T0 + HOUR + 1000).closed_running == []
+
+
+def test_a_later_start_of_the_same_server_is_not_stopped_for_an_earlier_admin_stop(
+    ledger_db, settings
+):
+    make_project(ledger_db, settings, amount="1000")
+    first = admit(ledger_db, settings, "alice", "cpu-small", server="a")
+    with ledger_db.write() as session:
+        stop_by_admin(session, first.session_id, actor="cli:root", now_ms=T0 + HOUR)
+    admit(ledger_db, settings, "alice", "cpu-small", server="a", at=T0 + HOUR + 1000)
+    with ledger_db.read() as session:
+        assert plan(session, T0 + HOUR + 2000).closed_running == []

@@ -195,6 +195,9 @@ def test_profiles_price_each_option(service: Service) -> None:
         "copay_rate_per_hour": "13.92",
         "hold": "8.12",
         "hours_left": "15.39",  # 500 / 32.48
+        # No caps in alpha: the balance binds, 15.394 h (cut to the second).
+        "time_left_seconds": 500 * 3600 * 100 // 3248,
+        "time_left_reason": "balance",
         "allowed": True,
     }
     assert service.ok("GET", "api/v1/users/alice/profiles", who="admin")["projects"] == [alpha]

@@ -199,7 +199,7 @@ def test_a_callback_that_did_not_start_here_is_refused(
     browser.http.cookies.set(STATE_COOKIE, "our-state", path=CALLBACK)
     response = browser.http.get("oauth_callback", params={"code": code, "state": "their-state"})
     assert response.status_code == 400
-    assert "open the admin page again" in response.json()["message"]
+    assert "open the page again (usage or admin)" in response.json()["message"]
     assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
 
     # A made-up code with a matching state: the hub refuses it, and so does the service.
@@ -228,7 +228,9 @@ def test_admin_stops_a_server_charged_closed_and_audited(service: Service) -> No
 
     service.clock.advance(3_600_000)
     # alice has no server on the hub (admitted by hand), which the hub calls already stopped.
-    stopped = service.ok("POST", path, who="centre-admin", json={})
+    too_long = service.call("POST", path, who="centre-admin", json={"note": "x" * 501})
+    assert too_long.status_code == 400
+    stopped = service.ok("POST", path, who="centre-admin", json={"note": "holidays"})
     assert stopped["reason"] == "admin"
     assert stopped["hub"] == "stopping"
     assert stopped["totals"]["subsidy"] == "32.48"
@@ -238,6 +240,7 @@ def test_admin_stops_a_server_charged_closed_and_audited(service: Service) -> No
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "server.stop")).one()
     assert entry.actor == "centre-admin"
     assert entry.target == "project:alpha/servers/alice/default"
+    assert entry.after is not None and entry.after["note"] == "holidays"
 
     again = service.call("POST", path, who="centre-admin", json={})
     assert again.status_code == 409

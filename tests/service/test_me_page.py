@@ -18,6 +18,7 @@ from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.me import read_page
 from subsidyhub.ledger.metering import charge_until
+from subsidyhub.ledger.stops import recent_stops
 from subsidyhub.ledger.summary import project_summary
 from subsidyhub.money import parse_amount
 from subsidyhub.service.me_page import encode, render_me
@@ -43,14 +44,18 @@ def reference_page(
         ]
         running = admission.list_running(session, username=username)
         sessions = [shapes.describe_session(row, slug, now) for row, slug in running]
+        member_of = [project.id for project, _ in memberships]
+        stops = recent_stops(session.connection(), username, member_of, now)
     return {
         "user": username,
         "admin": is_admin,
         "at": iso(now),
         "currency": settings.currency,
+        "currency_display": {"code": "HKD", "symbol": "HK$", "minor_units": 2},
         "limits": [limits.describe(limit) for limit in limits.LIMITS],
         "projects": summaries,
         "sessions": sessions,
+        "stops": stops,
     }
 
 
@@ -159,6 +164,9 @@ def test_the_fast_read_matches_the_general_readers(ledger_db: Database, settings
     assert alpha["quota"]["member_max_gpus"] == 3
     assert alpha["usage"]["gpu_hours_per_week"] not in ("0.00", None)
     assert beta["warnings"]
+    # Each warning is a condition with a stable id naming its project (the lab shows it once).
+    assert all(w["id"] == f"beta:{w['code']}" for w in beta["warnings"])
+    assert {w["severity"] for w in beta["warnings"]} <= {"info", "warning", "critical"}
     assert [s["project"] for s in page["sessions"]] == ["alpha", "beta", "gamma"]
 
 

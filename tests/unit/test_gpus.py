@@ -20,9 +20,11 @@ def test_assign_is_exclusive_and_release_frees():
     assert pool.assign("carol/", 1) == ["0"]
 
 
-def test_no_gpus_says_so():
-    with pytest.raises(PoolExhausted, match="no GPUs to hand out, and the profile needs 1"):
+def test_no_gpus_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(PoolExhausted, match="This machine has no GPUs, and this profile needs 1"):
         GpuPool([]).assign("alice/", 1)
+    # The person reads no config key; the admin finds it in the hub's log.
+    assert "set local.gpus" in caplog.text
 
 
 def test_restore_after_restart_keeps_assignments():

@@ -88,7 +88,7 @@ def test_decimal_string(micro, text):
     [
         (412_300_000, "HK$412.30"),
         (3_205_000, "HK$3.20"),
-        (-3_200_000, "-HK$3.20"),
+        (-3_200_000, "\u2212HK$3.20"),  # a true minus sign; more in test_display_cases.py
         (1_234_567_890_000, "HK$1,234,567.89"),
     ],
 )

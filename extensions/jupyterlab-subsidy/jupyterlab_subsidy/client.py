@@ -66,7 +66,7 @@ class ServiceClient:
         self,
         locate: Callable[[], ServiceLocation],
         *,
-        cache_seconds: float = 5.0,
+        cache_seconds: float = 3.0,
         timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

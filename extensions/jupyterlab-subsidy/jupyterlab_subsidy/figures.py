@@ -2,8 +2,11 @@
 
 Amounts arrive as decimal strings and stay :class:`~decimal.Decimal`: money never passes
 through a float. A job's cost is rate × hours, rounded once to the micro-unit (half to even,
-as the ledger rounds), and shown to the cent. The same functions serve the notebook widget and
-:func:`jupyterlab_subsidy.cost`, and match what the JupyterLab status bar shows.
+as the ledger rounds), and shown to the currency's minor units. The same functions serve the
+notebook widget and :func:`jupyterlab_subsidy.cost`, and match what the JupyterLab status bar
+shows: this package runs in users' servers without the hub's ``subsidyhub``, so :func:`money`
+and :func:`duration` restate its rule, and ``tests/data/display_cases.json`` holds the cases
+that both (and the TypeScript) must show alike (docs/decisions/display.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ MICRO = Decimal("0.000001")
 # Notebook HTML output is typeset by MathJax, which reads "HK$1 … HK$2" as mathematics;
 # these classes (MathJax 3's and JupyterLab's) tell it to leave money alone.
 NO_MATH = "tex2jax_ignore mathjax_ignore"
-CENT = Decimal("0.01")
+# A true minus sign (U+2212), as the service writes it.
+MINUS = "\u2212"
 
 _LEVELS = {"warning": 1, "critical": 2}
 
@@ -33,34 +37,35 @@ def decimal_of(value: Any, what: str) -> Decimal:
     return number
 
 
-def money(amount: Decimal | str, symbol: str) -> str:
-    """``HK$1,234.50``; negative amounts ``-HK$3.20``."""
-    cents = decimal_of(amount, "amount").quantize(CENT, rounding=ROUND_HALF_EVEN)
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{symbol}{abs(cents):,.2f}"
+def money(amount: Decimal | str, currency: dict[str, Any]) -> str:
+    """``HK$1,234.50``, ``−HK$3.20``, ``JP¥1,235``: rounded half to even to ``currency``'s
+    ``minor_units`` (``GET me``'s ``currency_display``); a zero has no sign."""
+    places = int(currency["minor_units"])
+    shown = decimal_of(amount, "amount").quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    sign = MINUS if shown < 0 else ""
+    return f"{sign}{currency['symbol']}{abs(shown):,.{places}f}"
 
 
-def symbol_of(project: dict[str, Any]) -> str:
-    """The currency symbol the service itself used in ``balance_display`` (``HK$412.30``)."""
-    shown = str(project.get("balance_display", "")).lstrip("-")
-    digits = next((i for i, ch in enumerate(shown) if ch.isdigit()), len(shown))
-    return shown[:digits] or str(project.get("currency", "")) + " "
+def currency_of(me: dict[str, Any]) -> dict[str, Any]:
+    """How ``GET me`` says to show its currency; a service too old to say: the code, 2 places."""
+    code = str(me.get("currency", ""))
+    return me.get("currency_display") or {"code": code, "symbol": f"{code} ", "minor_units": 2}
 
 
 def duration(seconds: int | None) -> str | None:
-    """``11 h 24 m``, ``3 d 4 h``, ``24 m``, ``< 1 m``; ``None`` when nothing is burning."""
+    """``< 1 m``, ``24 m``, ``11 h 24 m`` (under two days), ``3 d 4 h``, cut down to the whole
+    minute so a time left never promises more than there is; ``None`` when nothing burns."""
     if seconds is None:
         return None
-    seconds = max(0, int(seconds))
-    minutes = seconds // 60
+    minutes = max(0, int(seconds)) // 60
     if minutes < 1:
         return "< 1 m"
     hours, minutes = divmod(minutes, 60)
     if hours < 1:
         return f"{minutes} m"
+    if hours < 48:
+        return f"{hours} h {minutes} m"
     days, hours = divmod(hours, 24)
-    if days < 2:
-        return f"{days * 24 + hours} h {minutes} m"
     return f"{days} d {hours} h"
 
 
@@ -109,7 +114,7 @@ class CostEstimate:
     project: str
     profile: str
     hours: Decimal
-    symbol: str
+    currency: dict[str, Any]  # GET me's currency_display: symbol and minor units
     list: Decimal
     subsidy: Decimal
     copay: Decimal
@@ -129,16 +134,16 @@ class CostEstimate:
             return f"not allowed: {self.message}"
         if self.available is None:
             return "paid by your course within your weekly GPU-hours"
-        available = money(self.available, self.symbol)
+        available = money(self.available, self.currency)
         if self.covered:
             return f"covered: {available} of subsidy available"
-        return f"not covered: it needs {money(self.subsidy, self.symbol)} of subsidy, {available} is available"
+        return f"not covered: it needs {money(self.subsidy, self.currency)} of subsidy, {available} is available"
 
     def summary(self) -> str:
         return (
             f"{self.hours.normalize():f} h of {self.profile} in {self.project}: "
-            f"list {money(self.list, self.symbol)}, subsidy {money(self.subsidy, self.symbol)}, "
-            f"co-pay {money(self.copay, self.symbol)}; {self.verdict}"
+            f"list {money(self.list, self.currency)}, subsidy {money(self.subsidy, self.currency)}, "
+            f"co-pay {money(self.copay, self.currency)}; {self.verdict}"
         )
 
     def __str__(self) -> str:
@@ -148,7 +153,7 @@ class CostEstimate:
         colour = "#2e7d32" if self.covered else "#c62828"
         rows = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{label}</th>"
-            f"<td style='text-align:right'>{money(value, self.symbol)}</td></tr>"
+            f"<td style='text-align:right'>{money(value, self.currency)}</td></tr>"
             for label, value in (
                 ("List price", self.list),
                 ("Subsidy (from the grant)", self.subsidy),
@@ -166,11 +171,15 @@ class CostEstimate:
 
 
 def estimate_cost(
-    offers: dict[str, Any], profile: str, hours: Any, project: str | None, symbol: str
+    offers: dict[str, Any],
+    profile: str,
+    hours: Any,
+    project: str | None,
+    currency: dict[str, Any],
 ) -> CostEstimate:
     """Cost of ``hours`` of ``profile`` from a ``GET users/{name}/profiles`` answer.
 
-    ``symbol`` is the currency symbol to show (from ``GET me``'s ``balance_display``). Raises ``ValueError`` naming the valid choices for an unknown project or profile.
+    ``currency`` is how to show amounts (``GET me``'s ``currency_display``). Raises ``ValueError`` naming the valid choices for an unknown project or profile.
     """
     span = decimal_of(hours, "hours")
     if span < 0:
@@ -196,7 +205,7 @@ def estimate_cost(
         project=str(chosen["slug"]),
         profile=profile,
         hours=span,
-        symbol=symbol,
+        currency=currency,
         list=list_cost,
         subsidy=subsidy,
         copay=list_cost - subsidy,

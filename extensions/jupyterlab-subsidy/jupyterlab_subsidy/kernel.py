@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from jupyterlab_subsidy.figures import CostEstimate, choose_project, estimate_cost, symbol_of
+from jupyterlab_subsidy.figures import CostEstimate, currency_of, estimate_cost
 from jupyterlab_subsidy.location import NotConfigured, ServiceLocation, locate_service
 
 
@@ -84,6 +84,4 @@ class KernelClient:
         slugs = {p["slug"] for p in offers.get("projects", [])}
         own = self.location.project if self.location.project in slugs else None
         wanted = project or own
-        shown = choose_project(self.me().get("projects", []), wanted)
-        symbol = symbol_of(shown) if shown else ""
-        return estimate_cost(offers, profile, hours, wanted, symbol)
+        return estimate_cost(offers, profile, hours, wanted, currency_of(self.me()))

@@ -22,11 +22,11 @@ import ipywidgets
 from jupyterlab_subsidy.figures import (
     NO_MATH,
     choose_project,
+    currency_of,
     duration,
     money,
     severity,
     status_line,
-    symbol_of,
     week_line,
 )
 from jupyterlab_subsidy.kernel import KernelClient, SubsidyError
@@ -67,19 +67,19 @@ def _limit_rows(project: dict[str, Any], declared: list[dict[str, Any]]) -> list
     return rows
 
 
-def _balance_rows(project: dict[str, Any], symbol: str) -> list[tuple[str, str]]:
+def _balance_rows(project: dict[str, Any], currency: dict[str, Any]) -> list[tuple[str, str]]:
     allocated = Decimal(project["allocated"])
     balance = Decimal(project["balance"])
     rows = [
-        ("Allocated", money(allocated, symbol)),
-        ("Used", money(allocated - balance, symbol)),
-        ("Left", money(balance, symbol)),
-        ("Available (after holds)", money(project["available"], symbol)),
+        ("Allocated", money(allocated, currency)),
+        ("Used", money(allocated - balance, currency)),
+        ("Left", money(balance, currency)),
+        ("Available (after holds)", money(project["available"], currency)),
         ("Subsidy rate", f"{Decimal(project['subsidy_rate']) * 100:.0f}%"),
         (
             "Burn rate",
-            f"{money(project['burn_rate_per_hour'], symbol)}/h of subsidy "
-            f"({money(project['list_rate_per_hour'], symbol)}/h list) · "
+            f"{money(project['burn_rate_per_hour'], currency)}/h of subsidy "
+            f"({money(project['list_rate_per_hour'], currency)}/h list) · "
             f"{project['running_servers']} server(s)",
         ),
     ]
@@ -96,12 +96,12 @@ def render_balance(me: dict[str, Any], preferred: str | None, server_name: str =
         return (
             f"<div class='jp-subsidy-widget {NO_MATH}'>You are not a member of any project.</div>"
         )
-    symbol = symbol_of(project)
+    currency = currency_of(me)
     level = severity(project)
     if project.get("student"):
         rows = _limit_rows(project, me.get("limits", []))
     else:
-        rows = _balance_rows(project, symbol)
+        rows = _balance_rows(project, currency)
     own = next(
         (
             s
@@ -114,9 +114,9 @@ def render_balance(me: dict[str, Any], preferred: str | None, server_name: str =
         rows.append(
             (
                 "This server",
-                f"{own['profile']} at {money(own['list_rate_per_hour'], symbol)}/h "
-                f"({money(own['subsidy_rate_per_hour'], symbol)}/h subsidy); so far "
-                f"{money(own['cost']['list'], symbol)}, co-pay {money(own['cost']['copay'], symbol)}",
+                f"{own['profile']} at {money(own['list_rate_per_hour'], currency)}/h "
+                f"({money(own['subsidy_rate_per_hour'], currency)}/h subsidy); so far "
+                f"{money(own['cost']['list'], currency)}, co-pay {money(own['cost']['copay'], currency)}",
             )
         )
     table = "".join(

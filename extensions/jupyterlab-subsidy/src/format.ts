@@ -1,10 +1,11 @@
 /**
  * What the subsidy service answers, and how its figures are shown.
  *
- * Amounts arrive as decimal strings and are rounded to the cent here with integer (BigInt)
- * arithmetic, half to even as the ledger rounds, so the status bar, the panel, the notebook
- * widget and the CLI agree to the cent. The currency symbol is the one the service itself
- * used in `balance_display`, so there is no second table of currencies to drift.
+ * Amounts arrive as decimal strings and are rounded here to the currency's minor units with
+ * integer (BigInt) arithmetic, half to even as the ledger rounds, with the symbol `GET me`
+ * declares (`currency_display`). The service's Python formatter, the notebook widget and the
+ * admin page follow the same rule, and `tests/data/display_cases.json` holds the cases every
+ * one of them must show alike (docs/decisions/display.md).
  */
 
 import type { components } from './api';
@@ -26,6 +27,8 @@ export type IQuota = Schemas['ProjectSummary']['quota'];
  */
 export type IProject = Schemas['ProjectSummary'];
 export type ISession = Schemas['Session'];
+/** How the currency's amounts are shown: symbol and minor units (`GET me`). */
+export type ICurrencyDisplay = Schemas['CurrencyDisplay'];
 
 /** This server, as the server extension describes it. */
 export interface IServer {
@@ -52,36 +55,48 @@ export function toMicro(amount: string): bigint {
   return negative ? -micro : micro;
 }
 
-/** Micro-units rounded half to even to cents. */
-function toCents(micro: bigint): bigint {
+/** A true minus sign (U+2212), as the service's Python formatter writes it. */
+const MINUS = '\u2212';
+
+/** Micro-units rounded half to even to units of `10^-minorUnits`. */
+function toMinor(micro: bigint, minorUnits: number): bigint {
+  const step = 10n ** BigInt(MICRO_DIGITS - minorUnits);
   const negative = micro < 0n;
   const size = negative ? -micro : micro;
-  let cents = size / 10_000n;
-  const rest = size % 10_000n;
-  if (rest > 5_000n || (rest === 5_000n && cents % 2n === 1n)) {
-    cents += 1n;
+  let minor = size / step;
+  const twice = 2n * (size % step);
+  if (twice > step || (twice === step && minor % 2n === 1n)) {
+    minor += 1n;
   }
-  return negative ? -cents : cents;
+  return negative ? -minor : minor;
 }
 
-/** `HK$1,234.50`; negative amounts `-HK$3.20`. */
-export function money(amount: string | bigint, symbol: string): string {
-  const cents = toCents(typeof amount === 'bigint' ? amount : toMicro(amount));
-  const size = cents < 0n ? -cents : cents;
-  const whole = (size / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  const fraction = (size % 100n).toString().padStart(2, '0');
-  return `${cents < 0n ? '-' : ''}${symbol}${whole}.${fraction}`;
+/**
+ * `HK$1,234.50`, `−HK$3.20`, `JP¥1,235`: rounded half to even to the currency's minor units;
+ * an amount that rounds to zero has no sign.
+ */
+export function money(
+  amount: string | bigint,
+  display: ICurrencyDisplay
+): string {
+  const minor = toMinor(
+    typeof amount === 'bigint' ? amount : toMicro(amount),
+    display.minor_units
+  );
+  const size = minor < 0n ? -minor : minor;
+  const scale = 10n ** BigInt(display.minor_units);
+  const whole = (size / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const fraction =
+    display.minor_units > 0
+      ? '.' + (size % scale).toString().padStart(display.minor_units, '0')
+      : '';
+  return `${minor < 0n ? MINUS : ''}${display.symbol}${whole}${fraction}`;
 }
 
-/** The symbol the service used in `balance_display` ("HK$412.30" gives "HK$"). */
-export function symbolOf(project: IProject): string {
-  // Absent for a course's student, who then sees amounts in the currency's code.
-  const shown = (project.balance_display ?? '').replace(/^-/, '');
-  const digit = shown.search(/\d/);
-  return digit > 0 ? shown.slice(0, digit) : `${project.currency} `;
-}
-
-/** `11 h 24 m`, `3 d 4 h`, `24 m`, `< 1 m`; null when nothing is burning. */
+/**
+ * `< 1 m`, `24 m`, `11 h 24 m` (under two days), `3 d 4 h`; null when nothing is burning. Cut
+ * down to the whole minute: a time left never promises more than there is.
+ */
 export function duration(seconds: number | null | undefined): string | null {
   if (seconds === null || seconds === undefined) {
     return null;

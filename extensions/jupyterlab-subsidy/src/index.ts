@@ -17,7 +17,8 @@ import { SubsidyStatus } from './statusbar';
 
 const PLUGIN_ID = 'jupyterlab-subsidy:plugin';
 const OPEN_PANEL = 'subsidy:open-panel';
-const DEFAULT_REFRESH_SECONDS = 30;
+/** A warning reaches an open page within this poll, the server's cache and the service's. */
+const DEFAULT_REFRESH_SECONDS = 5;
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,

@@ -12,6 +12,7 @@ import { Widget } from '@lumino/widgets';
 
 import {
   ILimit,
+  ICurrencyDisplay,
   IMe,
   IProject,
   ISession,
@@ -24,7 +25,6 @@ import {
   ownSession,
   percent,
   severity,
-  symbolOf,
   toMicro,
   warningText
 } from './format';
@@ -169,7 +169,7 @@ function svg(tag: string, attributes: Record<string, string>): SVGElement {
 }
 
 /** Bars of subsidy with co-pay stacked on top, one per day, and the amounts as a table. */
-function plot(days: IDay[], symbol: string): HTMLElement | null {
+function plot(days: IDay[], display: ICurrencyDisplay): HTMLElement | null {
   if (days.length === 0) {
     return null;
   }
@@ -197,7 +197,7 @@ function plot(days: IDay[], symbol: string): HTMLElement | null {
     const barWidth = (step * 0.7).toFixed(1);
     const group = svg('g', { class: 'jp-subsidy-day', 'data-date': day.date });
     const title = svg('title', {});
-    title.textContent = `${day.date}: ${money(day.subsidy, symbol)} subsidy + ${money(day.copay, symbol)} co-pay`;
+    title.textContent = `${day.date}: ${money(day.subsidy, display)} subsidy + ${money(day.copay, display)} co-pay`;
     const label = svg('text', {
       x: (i * step + step / 2).toFixed(1),
       y: `${height + 10}`
@@ -254,8 +254,8 @@ function plot(days: IDay[], symbol: string): HTMLElement | null {
             'tr',
             {},
             h('td', {}, day.date),
-            h('td', {}, money(day.subsidy, symbol)),
-            h('td', {}, money(day.copay, symbol))
+            h('td', {}, money(day.subsidy, display)),
+            h('td', {}, money(day.copay, display))
           )
         )
       )
@@ -341,7 +341,12 @@ export class SubsidyPanel extends Widget {
       for (const project of ordered) {
         if (project) {
           children.push(
-            this._project(project, me.limits, project === own ? session : null)
+            this._project(
+              project,
+              me.limits,
+              project === own ? session : null,
+              me.currency_display
+            )
           );
         }
       }
@@ -386,7 +391,8 @@ export class SubsidyPanel extends Widget {
   private _project(
     project: IProject,
     declared: ILimit[],
-    session: ISession | null
+    session: ISession | null,
+    display: ICurrencyDisplay
   ): HTMLElement {
     const { allocated: allocatedText, balance: balanceText } = project;
     const { available, burn_rate_per_hour: burn } = project;
@@ -404,18 +410,17 @@ export class SubsidyPanel extends Widget {
     ) {
       return this._student(project, declared, session);
     }
-    const symbol = symbolOf(project);
     const allocated = toMicro(allocatedText);
     const balance = toMicro(balanceText);
     const left = duration(project.time_left_seconds);
     const copay = this._copay.get(project.slug)?.copay;
     const terms: HTMLElement[] = [
-      ...row('Allocated', money(allocated, symbol)),
-      ...row('Used', money(allocated - balance, symbol)),
-      ...row('Left', money(balance, symbol)),
+      ...row('Allocated', money(allocated, display)),
+      ...row('Used', money(allocated - balance, display)),
+      ...row('Left', money(balance, display)),
       ...row(
         'Available',
-        money(available, symbol),
+        money(available, display),
         'Left, less what running servers hold for their minimum billable period'
       ),
       ...row(
@@ -424,7 +429,7 @@ export class SubsidyPanel extends Widget {
       ),
       ...row(
         'Burn rate',
-        `${money(burn, symbol)}/h (${project.running_servers} server${project.running_servers === 1 ? '' : 's'})`
+        `${money(burn, display)}/h (${project.running_servers} server${project.running_servers === 1 ? '' : 's'})`
       ),
       ...row(
         'Time left',
@@ -437,7 +442,7 @@ export class SubsidyPanel extends Widget {
       terms.push(
         ...row(
           'Co-pay this month',
-          money(copay, symbol),
+          money(copay, display),
           'Whole project, charged so far'
         )
       );
@@ -484,13 +489,13 @@ export class SubsidyPanel extends Widget {
         'Left',
         Math.max(0, leftFraction),
         1,
-        `${money(balance, symbol)} of ${money(allocated, symbol)}`,
+        `${money(balance, display)} of ${money(allocated, display)}`,
         severity(project)
       ),
       h('dl', {}, ...terms),
       h('h4', {}, 'Quotas'),
       ...bars,
-      plot(this._spending[project.slug] ?? [], symbol)
+      plot(this._spending[project.slug] ?? [], display)
     );
   }
 
@@ -508,7 +513,7 @@ export class SubsidyPanel extends Widget {
       );
     }
     const project = me.projects.find(p => p.slug === session.project);
-    const symbol = project ? symbolOf(project) : '';
+    const display = me.currency_display;
     const list = toMicro(session.list_rate_per_hour);
     const subsidy = toMicro(session.subsidy_rate_per_hour);
     const stops: { at: string; why: string }[] = [];
@@ -536,12 +541,12 @@ export class SubsidyPanel extends Widget {
         ...row('Profile', `${session.profile} in ${session.project}`),
         ...row(
           'Rate',
-          `${money(list, symbol)}/h: ${money(subsidy, symbol)} subsidy + ${money(list - subsidy, symbol)} co-pay`
+          `${money(list, display)}/h: ${money(subsidy, display)} subsidy + ${money(list - subsidy, display)} co-pay`
         ),
         ...row('Started', clock(session.started)),
         ...row(
           'Cost so far',
-          `${money(session.cost.list, symbol)} (co-pay ${money(session.cost.copay, symbol)})`
+          `${money(session.cost.list, display)} (co-pay ${money(session.cost.copay, display)})`
         ),
         ...row(
           'Stops',

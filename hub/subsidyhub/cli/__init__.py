@@ -10,10 +10,13 @@ Design, in the order a newcomer asks about it:
   command name), else ``$SUBSIDYHUB_CONFIG``, else the embedded default; see
   :func:`subsidyhub.settings.config_path`.
 * **Every command brings the database up to date first** (the ``upgrade`` that
-  ``subsidyhub db upgrade`` runs): a no-op on a current database, so a fresh one works at once.
-* **Expected errors are one line.** Bad input, an unknown project or a config problem prints
-  ``error: …`` on stderr and exits 2 (bad input or config) or 1 (not found, conflict, database
-  unreachable); nothing is written. A traceback means a bug.
+  ``subsidyhub db upgrade`` runs): a no-op on a current database. Only ``up`` and
+  ``db upgrade`` create a ledger; any other command pointed at a place without one fails, so a
+  second shell that forgot ``SUBSIDYHUB_DATA_DIR`` cannot write to a fresh, unread ledger.
+* **Expected errors are one line, with one exit-code convention** (:data:`EXIT_CODES`): 0 done;
+  1 refused by the ledger (not found, conflict, refused, no ledger, database unreachable);
+  2 usage, bad input or config. ``error: …`` goes to stderr and nothing is written. A traceback
+  means a bug.
 * **Scripts get JSON.** ``--json`` prints the ledger's dictionaries: amounts as decimal strings.
 * **Adding a command** is ``app.command("up")(function)`` or ``app.add_typer(...)`` below.
 """
@@ -38,6 +41,7 @@ from subsidyhub.cli import (
     projects,
     quota,
     report,
+    servers,
     statement,
     up,
 )
@@ -77,6 +81,13 @@ def hoist_config(args: list[str]) -> list[str]:
             rest.append(arg)
         index += 1
     return rest if config is None else [CONFIG_OPTION, config, *rest]
+
+
+EXIT_CODES = (
+    "Exit status: 0 done; 1 refused (not found, conflict, over a limit, no ledger, database "
+    "unreachable); 2 usage, bad input or a config problem. Errors are one 'error:' line on "
+    "stderr, and nothing is written."
+)
 
 
 def _exit_code(error: Exception) -> int:
@@ -123,7 +134,9 @@ app = typer.Typer(
     name="subsidyhub",
     help="Run SubsidyHub ('up') and administer its ledger: projects, allocations, members, "
     "quotas, prices, audit log and monthly statements. Admin commands work directly on the "
-    "database named by the config; each first migrates it if needed (as 'db upgrade' does).",
+    "database named by the config; each first migrates it if needed, and only 'up' and 'db "
+    "upgrade' create one.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -165,6 +178,7 @@ admin.command("audit")(audit.show_audit)
 
 app.add_typer(database.app, name="db")
 app.add_typer(admin, name="admin")
+app.add_typer(servers.app, name="server")
 app.command("statement")(statement.statement)
 app.add_typer(report.app, name="report")
 app.add_typer(kubernetes.app, name="kubernetes")

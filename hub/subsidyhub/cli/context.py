@@ -12,13 +12,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic.runtime.migration import MigrationContext
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
-from subsidyhub.settings import Settings, load_settings
+from subsidyhub.settings import DATA_DIR_ENV, Settings, load_settings
 
 ACTOR_ENV = "SUBSIDYHUB_ACTOR"
 
@@ -58,6 +59,32 @@ def _reason(error: Exception) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
+def no_ledger_message(where: str) -> str:
+    return (
+        f"no SubsidyHub ledger at {where}; run 'subsidyhub up' (or 'subsidyhub db upgrade') "
+        f"to create one there, or set {DATA_DIR_ENV} to the data dir that 'subsidyhub up' "
+        "printed (or --config to the config that names your database)"
+    )
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Refuse before connecting: SQLite would create the missing file (and its folder)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # Database() reports the bad URL
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database).is_file():
+        raise CliError(no_ledger_message(str(Path(parsed.database).resolve())))
+
+
+def _revision(db: Database) -> str | None:
+    """The schema revision stamped in the database; ``None`` when no ledger was ever made there."""
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 @dataclass
 class Invocation:
     """Lazily loaded settings and database for one command line."""
@@ -76,20 +103,28 @@ class Invocation:
     def actor(self) -> str:
         return actor()
 
-    def database(self) -> Database:
+    def database(self, *, create: bool = False) -> Database:
         """The ledger database, migrated and with the config's prices loaded.
 
         Every command runs the same ``upgrade`` as ``subsidyhub db upgrade`` and the service's
-        start: it is a no-op on a current database, and it means a fresh database works at once
-        and a command never runs against a schema older than its code.
+        start: it is a no-op on a current database, and a command never runs against a schema
+        older than its code. Only ``create=True`` (``db upgrade``; ``up`` creates its own)
+        may make a new ledger: an admin command pointed at the wrong place (a second shell
+        without ``SUBSIDYHUB_DATA_DIR``) must fail instead of writing to a fresh, empty ledger
+        that nothing reads and reporting success.
         """
         if self._db is None:
             url = self.settings.resolved_database_url()
+            if not create:
+                _require_sqlite_file(url)
             try:
                 db = Database(url)
             except SQLAlchemyError as error:
                 raise CliError(f"database_url {display_url(url)}: {_reason(error)}") from None
             try:
+                if not create and _revision(db) is None:
+                    db.dispose()
+                    raise CliError(no_ledger_message(display_url(url)))
                 upgrade(db, self.settings)
             except (SQLAlchemyError, CommandError) as error:
                 db.dispose()

@@ -18,11 +18,12 @@ app = typer.Typer(help="Create or migrate the ledger database.", no_args_is_help
 def upgrade(ctx: typer.Context) -> None:
     """Bring the schema to the newest revision and load the config's prices; safe to repeat.
 
-    Every other command does the same before it runs; this one is for deploy scripts.
+    Every other command migrates too before it runs, but only this one (and 'up') creates a
+    ledger where there is none; it is for deploy scripts and a first setup.
     It prints the database (password hidden), the schema revision and the prices in force.
     """
     run: Invocation = ctx.obj
-    db = run.database()
+    db = run.database(create=True)
     with db.engine.connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
     with db.read() as session:

@@ -89,6 +89,10 @@ class SubsidyClient:
     async def offers(self, user: str) -> dict[str, Any]:
         return await self._call("GET", f"users/{user}/profiles")
 
+    async def recent_stops(self, user: str) -> list[dict[str, Any]]:
+        """The user's server stops of the last week, newest first, each with why."""
+        return list((await self._call("GET", f"users/{quote(user, safe='')}/stops"))["stops"])
+
     @staticmethod
     def _spawn(user: str, server_name: str, profile: str, project: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"user": user, "server_name": server_name, "profile": profile}

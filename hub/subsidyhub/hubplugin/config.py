@@ -22,6 +22,7 @@ from subsidyhub.hubplugin.hooks import SubsidyHooks
 from subsidyhub.hubplugin.kubernetes import update_kubernetes
 from subsidyhub.hubplugin.outbox import StopOutbox
 from subsidyhub.hubplugin.sso import SsoGroupSync
+from subsidyhub.hubplugin.stop_notes import StopNotes
 from subsidyhub.names import (
     ACCESS_SCOPE,
     ADMIN_SCOPE,
@@ -126,7 +127,7 @@ def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: Subs
     images = image_labels(settings)
 
     async def options_form(spawner: Any) -> str:
-        return await render_options_form(client, spawner.user.name, images)
+        return await render_options_form(client, spawner, images)
 
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = lambda formdata: options_from_form(formdata)
@@ -140,10 +141,16 @@ def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: Subs
         c.LocalGPUSpawner.gpu_ids = list(settings.local.gpus)
 
 
-def update_templates(c: Any) -> None:
-    """The spawn page override (``templates/spawn.html``); a deployment's own paths win."""
+def update_templates(c: Any, stop_notes: StopNotes | None = None) -> None:
+    """The page overrides (``templates/``); a deployment's own paths win. With
+    ``stop_notes``, the home and spawn pages say why the user's server last stopped
+    (``subsidy_stop``, called with the page's user)."""
     paths = [p for p in _existing(c.JupyterHub.template_paths, list) if p != str(TEMPLATES)]
     c.JupyterHub.template_paths = [*paths, str(TEMPLATES)]
+    if stop_notes is not None:
+        c.JupyterHub.template_vars = _existing(c.JupyterHub.template_vars, dict) | {
+            "subsidy_stop": stop_notes
+        }
 
 
 def update_server_environment(c: Any, plan: HubPlan) -> None:
@@ -216,10 +223,11 @@ def configure_hub(c: Any, settings: Settings, plan: HubPlan) -> SubsidyHooks:
     # delivered from the start.
     outbox.start()
     hooks = SubsidyHooks(settings, client, outbox)
+    hooks.stop_notes = StopNotes(client)
     configure_access(c, plan)
     update_spawner(c, settings, hooks, client)
     update_backend(c, settings)
-    update_templates(c)
+    update_templates(c, hooks.stop_notes)
     update_server_environment(c, plan)
     update_sso(c, settings, client)
     return hooks

@@ -2,25 +2,49 @@
 
 JupyterHub calls :func:`render_options_form` for the spawn page; the figures come from the
 service (``GET users/{name}/profiles``), so the page shows exactly what admission will decide:
-profiles the user may not start are disabled with the service's reason. The same choice
-can be made through the REST API with ``{"profile": ..., "project": ...}`` as user options.
+profiles the user may not start are disabled with the service's reason. What the service
+cannot know, whether this host has the GPUs a profile needs free now, comes from the spawner's
+GPU pool and disables the profile too, with a sentence for the person (never a config key).
+The first profile that can start is checked; when none can, the Start button is disabled with
+a sentence why. A hub admin in no project gets a pointer to the admin page instead of a form.
+The same choice can be made through the REST API with ``{"profile": ..., "project": ...}``
+as user options.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, SubsidyClient
-from subsidyhub.money import currency_symbol
+from subsidyhub.money import format_money, parse_amount
+from subsidyhub.names import SERVICE_PREFIX
 from subsidyhub.settings import Settings
+from subsidyhub.timeutil import format_duration
 
 _templates = Environment(
     loader=PackageLoader("subsidyhub.hubplugin", "templates"),
     autoescape=select_autoescape(["html"]),
 )
+_templates.filters["duration"] = lambda seconds: format_duration(seconds * 1000)
+
+
+def _money(amount: str, currency: str) -> str:
+    """A decimal string from the service as people read it ("HK$499.96"), by the one rule
+    of :func:`subsidyhub.money.format_money`: never more decimals than the currency has."""
+    return format_money(parse_amount(amount, allow_negative=True), currency)
+
+
+_templates.filters["money"] = _money
+
+# Set on the form when the Start button must be disabled (spawn.html looks for it).
+NOT_STARTABLE = 'data-sh-startable="no"'
+
+# (gpu_count, gpu_type) → None, or (reason, message) why this host cannot give them now.
+GpuShortfall = Callable[[int, str | None], tuple[str, str] | None]
 
 
 def image_labels(settings: Settings) -> dict[str, str]:
@@ -36,33 +60,74 @@ def image_labels(settings: Settings) -> dict[str, str]:
 
 
 def form_context(
-    user: str, offers: dict[str, Any], images: dict[str, str] | None = None
+    user: str,
+    offers: dict[str, Any],
+    images: dict[str, str] | None = None,
+    shortfall: GpuShortfall | None = None,
 ) -> dict[str, Any]:
-    """Template values from the service's answer and the image labels; pure, for tests."""
+    """Template values from the service's answer, the image labels and the host's GPUs; pure
+    given ``shortfall``, for tests. A profile the policy allows but the host cannot give its
+    GPUs now is disabled with the host's reason; the policy's refusal, which the person can
+    act on, wins when there are both."""
     images = images or {}
     projects = []
     for project in offers.get("projects", []):
-        allowed = [p["slug"] for p in project["profiles"] if p["allowed"]]
+        profiles = []
+        for offer in project["profiles"]:
+            offer = offer | {"image": images.get(offer["slug"])}
+            missing = shortfall(offer["gpu_count"], offer["gpu_type"]) if shortfall else None
+            if offer["allowed"] and offer["gpu_count"] and missing is not None:
+                offer |= {"allowed": False, "reason": missing[0], "message": missing[1]}
+            profiles.append(offer)
+        allowed = [p["slug"] for p in profiles if p["allowed"]]
         projects.append(
             project
             | {
                 "percent": f"{Decimal(project['subsidy_rate']) * 100:.0f}",
+                "manager": project.get("role") == "manager",
                 "default": allowed[0] if allowed else None,
-                "profiles": [
-                    offer | {"image": images.get(offer["slug"])} for offer in project["profiles"]
-                ],
+                "profiles": profiles,
             }
         )
     return {
         "user": user,
         "projects": projects,
-        "symbol": currency_symbol(offers.get("currency", "")),
+        "startable": bool(projects and projects[0]["default"]),
+        "currency": offers.get("currency", ""),
     }
 
 
-def render(user: str, offers: dict[str, Any], images: dict[str, str] | None = None) -> str:
-    context = form_context(user, offers, images)
-    return _templates.get_template("subsidy_profiles.html").render(**context)
+def render(
+    user: str,
+    offers: dict[str, Any],
+    images: dict[str, str] | None = None,
+    shortfall: GpuShortfall | None = None,
+) -> str:
+    context = form_context(user, offers, images, shortfall)
+    return _templates.get_template("subsidy_profiles.html").render(
+        **context, not_startable=NOT_STARTABLE
+    )
+
+
+def admin_landing(hub_base_url: str) -> str:
+    """What a hub admin in no project sees instead of a spawn form: where their work is."""
+    return _templates.get_template("subsidy_admin_landing.html").render(
+        admin_url=f"{hub_base_url}..{SERVICE_PREFIX}admin/", not_startable=NOT_STARTABLE
+    )
+
+
+def spawner_shortfall(spawner: Any) -> GpuShortfall | None:
+    """The host's answer for a spawner with a GPU pool (local, Docker); ``None`` for spawners
+    whose GPUs a scheduler finds (Kubernetes): the spawn page cannot see those."""
+    pool = getattr(spawner, "pool", None)
+    if pool is None or not hasattr(pool, "shortfall"):
+        return None
+    owner = f"{spawner.user.name}/{spawner.name}"
+
+    def shortfall(count: int, gpu_type: str | None) -> tuple[str, str] | None:
+        return pool.shortfall(owner, count, (gpu_type or "").upper())  # type: ignore[no-any-return]
+
+    return shortfall
 
 
 def unavailable_notice() -> str:
@@ -74,13 +139,16 @@ def unavailable_notice() -> str:
 
 
 async def render_options_form(
-    client: SubsidyClient, user: str, images: dict[str, str] | None = None
+    client: SubsidyClient, spawner: Any, images: dict[str, str] | None = None
 ) -> str:
+    user = spawner.user.name
     try:
         offers = await client.offers(user)
     except (ServiceUnavailable, ServiceRefused):
         return unavailable_notice()
-    return render(user, offers, images)
+    if not offers.get("projects") and getattr(spawner.user, "admin", False):
+        return admin_landing(spawner.hub.base_url)
+    return render(user, offers, images, spawner_shortfall(spawner))
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict[str, str]:

@@ -29,7 +29,9 @@ def discover_gpus() -> list[str]:
         pynvml.nvmlInit()
     except pynvml.NVMLError as error:
         log.info(
-            "No NVIDIA GPUs found (NVML: %s); GPU profiles need local.gpus in the config", error
+            "No NVIDIA GPUs found (NVML: %s); GPU profiles need local.gpus (or docker.gpus) "
+            "in subsidyhub.yaml",
+            error,
         )
         return []
     try:
@@ -63,21 +65,51 @@ class GpuPool:
             free = [g for g in self.gpus if g not in self._owner_of]
             needed = count - len(held)
             if len(free) < needed:
-                raise PoolExhausted(self._exhausted_message(count, needed, free))
+                raise PoolExhausted(self._shortfall(count, needed, free)[1])
             for gpu in free[:needed]:
                 self._owner_of[gpu] = owner
             return held + free[:needed]
 
-    def _exhausted_message(self, count: int, needed: int, free: list[str]) -> str:
+    def shortfall(self, owner: str, count: int, kind: str = "") -> tuple[str, str] | None:
+        """Why ``owner`` could not take ``count`` GPUs now, as (reason, message), or ``None`` if it
+        could: what the spawn page says on a GPU profile before anyone tries. ``kind`` names the
+        GPUs in the message ("H800"); the pool itself does not know their type."""
+        with self._lock:
+            held = [g for g, o in self._owner_of.items() if o == owner]
+            free = [g for g in self.gpus if g not in self._owner_of]
+            needed = count - len(held)
+            if needed <= len(free):
+                return None
+            return self._shortfall(count, needed, free, kind)
+
+    def _shortfall(
+        self, count: int, needed: int, free: list[str], kind: str = ""
+    ) -> tuple[str, str]:
+        """Reason and message for the person who asked: what this machine has and what to do.
+        Configuration keys are for the admins' log, not for them."""
+        gpus = f"{kind} GPUs" if kind else "GPUs"
         if not self.gpus:
+            log.warning(
+                "A profile needs %d GPU(s) and this host hands out none: set local.gpus (or "
+                "docker.gpus) in subsidyhub.yaml, or install the NVIDIA driver",
+                count,
+            )
             return (
-                f"This machine has no GPUs to hand out, and the profile needs {count}. "
-                "Pick a CPU profile, or ask the admins to set local.gpus in subsidyhub.yaml."
+                "no_gpus_on_host",
+                f"This machine has no {gpus}, and this profile needs {count}. Pick a CPU "
+                f"profile, or ask the centre's admins where {gpus} are available.",
+            )
+        if len(self.gpus) < count:
+            return (
+                "too_few_gpus_on_host",
+                f"This machine has {len(self.gpus)} {gpus}, and this profile needs {count}. "
+                "Pick a profile with fewer GPUs, or ask the centre's admins.",
             )
         busy = ", ".join(f"GPU {g}: {o.split('/')[0]}" for g, o in sorted(self._owner_of.items()))
         return (
-            f"All GPUs of this machine are in use: {len(free)} of {len(self.gpus)} free, "
-            f"{needed} more needed ({busy}). Try again when a server stops, or pick a CPU profile."
+            "gpus_busy",
+            f"All {gpus} of this machine are in use: {len(free)} of {len(self.gpus)} free, "
+            f"{needed} more needed ({busy}). Try again when a server stops, or pick a CPU profile.",
         )
 
     def release(self, owner: str) -> list[str]:

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, SubsidyClient
 from subsidyhub.hubplugin.outbox import StopNotice, StopOutbox
 from subsidyhub.hubplugin.spawn_exception import SpawnException
+from subsidyhub.hubplugin.stop_notes import StopNotes
 from subsidyhub.settings import Settings
 
 log = logging.getLogger("subsidyhub.hooks")
@@ -56,6 +57,8 @@ class SubsidyHooks:
         self.settings = settings
         self.client = client
         self.outbox = outbox
+        # Why servers stopped, for the hub's pages (set by ``configure_hub``).
+        self.stop_notes: StopNotes | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SubsidyHooks:
         # Traitlets deep-copies config values into every new spawner; the hooks (and their
@@ -123,6 +126,8 @@ class SubsidyHooks:
             ) from None
         SPAWN_CHECKS.labels("admitted").inc()
         setattr(spawner, LET_THROUGH, True)
+        if self.stop_notes is not None:
+            self.stop_notes.forget(spawner.user.name)  # a new server: the last stop is history
         spawner.user_options = dict(options) | {"profile": profile, "project": admitted["project"]}
         spawner.environment = dict(spawner.environment) | {
             "SUBSIDYHUB_PROJECT": admitted["project"],
@@ -157,3 +162,6 @@ class SubsidyHooks:
         await self.outbox.send(
             StopNotice(spawner.user.name, spawner.name, stopped_ms, HUB_STOP_REASON)
         )
+        if self.stop_notes is not None:
+            # The stop is recorded (or queued): read why, so the next page can say it.
+            self.stop_notes.after_stop(spawner.user.name)

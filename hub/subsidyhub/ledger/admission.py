@@ -37,6 +37,7 @@ from subsidyhub.ledger.policy import (
 )
 from subsidyhub.ledger.pricing import PriceList, cost_for, list_rate_per_hour, resources_of
 from subsidyhub.ledger.projects import get_member, get_project, projects_of
+from subsidyhub.ledger.stops import SUPERSEDED, deadline_reason
 from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Profile, Settings
 from subsidyhub.timeutil import WEEK_MS, iso
@@ -211,7 +212,7 @@ def admit(
     if stale is not None:
         # The hub starts only servers it knows are stopped, so a session still open for this
         # server missed its stop (hub crash, lost hook): close it now before the new one.
-        stop(session, stale.id, now_ms=now_ms, reason="superseded")
+        stop(session, stale.id, now_ms=now_ms, reason=SUPERSEDED)
     version = prices.current_version(session, now_ms)
     price_list = prices.as_price_list(version)
     decision, _account, hold = evaluate(
@@ -221,6 +222,7 @@ def admit(
         raise Refused(decision.message, reason=decision.reason)
     rate = list_rate_per_hour(price_list, resources_of(profile))
     max_stop = None if decision.max_duration_ms is None else now_ms + decision.max_duration_ms
+    in_force = limits_in_force(project, get_member(session, project, username))
     row = SpawnSession(
         project_id=project.id,
         username=username,
@@ -238,6 +240,7 @@ def admit(
         charged_list_micro=0,
         charged_subsidy_micro=0,
         max_stop_ms=max_stop,
+        max_stop_reason=deadline_reason(decision.max_duration_ms, in_force),
     )
     session.add(row)
     session.flush()
@@ -356,7 +359,9 @@ def _close(
     reason: str,
     at_ms: int | None,
     actor: str,
+    note: str | None = None,
 ) -> Stopped:
+    row.stop_note = note
     if at_ms is None:
         end = max(now_ms, row.charged_until_ms)
         charge_one(session, row, end)
@@ -381,8 +386,12 @@ def stop(
     reason: str,
     at_ms: int | None = None,
     actor: str = "subsidy-service",
+    note: str | None = None,
 ) -> Stopped:
     """Final charge, hold released, session closed; idempotent.
+
+    ``reason`` is a code of :mod:`subsidyhub.ledger.stops`; ``note`` is an admin's word to the
+    server's owner, which they are shown with the reason.
 
     ``at_ms`` is when the server is known to have stopped (reconciliation: the last instant it
     was seen running); charges a tick wrote past it are reversed. Default: now, or the end
@@ -391,7 +400,9 @@ def stop(
     project, row = _locked(session, session_id)
     if row.stopped_ms is not None:
         return _result(project, row, already=True)
-    return _close(session, project, row, now_ms=now_ms, reason=reason, at_ms=at_ms, actor=actor)
+    return _close(
+        session, project, row, now_ms=now_ms, reason=reason, at_ms=at_ms, actor=actor, note=note
+    )
 
 
 def record_stop(
@@ -442,6 +453,10 @@ def record_stop(
             reason=reason,
             kind=CORRECTION,
         )
+    elif row.stop_reason != RECONCILED:
+        # The hub's own stop of a server the ledger closed first (an enforced or admin stop):
+        # kept as evidence, and the enforcer stops asking the hub to stop it.
+        row.reported_stop_ms = stopped_ms
     return _result(project, row, already=True)
 
 

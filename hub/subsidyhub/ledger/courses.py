@@ -416,6 +416,15 @@ def enrol(
 def students(session: Session, project: Project, now_ms: int) -> list[dict[str, Any]]:
     """Each member of a course with the limits in force for them and their use of them."""
     require_course(project)
+    return member_use(session, project, now_ms)
+
+
+def member_use(session: Session, project: Project, now_ms: int) -> list[dict[str, Any]]:
+    """Each member of any project with the limits in force for them and their use this week.
+
+    A course's roster (:func:`students`) and a research project's members as its managers see
+    them on the usage page are the same figures.
+    """
     rows = session.execute(
         select(
             SpawnSession.username,

@@ -3,25 +3,29 @@
 The enforcer (in the service) asks :func:`plan` after every change and at every deadline.
 A project's servers are due when its predicted exhaustion instant has come (the subsidy is
 spent) or the project is closed; a single server is due at its own deadline (max session
-hours, or the weekly GPU-hours left when it was admitted). ``next_due_ms`` is the earliest
+hours, or the weekly GPU-hours left when it was admitted: the stop names whichever it was). ``next_due_ms`` is the earliest
 future deadline, so the enforcer sleeps until exactly then rather than a whole metering
 interval: a stop is late by the hub's reaction time, not by a tick.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from subsidyhub.ledger import stops
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.models import AuditEntry, Project, SpawnSession
 
-REASON_EXHAUSTED = "subsidy_exhausted"
-REASON_MAX_SESSION = "max_session_hours"
-REASON_CLOSED = "project_closed"
+REASON_EXHAUSTED = stops.SUBSIDY_EXHAUSTED
+REASON_MAX_SESSION = stops.MAX_SESSION_HOURS
+REASON_CLOSED = stops.PROJECT_CLOSED
+
+# The closed session that ``closed_in_ledger_only`` looks for a later start of.
+CLOSED = aliased(SpawnSession, name="closed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,41 @@ class StopOrder:
 class Plan:
     due: list[StopOrder]
     next_due_ms: int | None
+    # Sessions an admin closed in the ledger (e.g. ``subsidyhub server stop``) whose server the
+    # hub has not reported stopped: the enforcer asks the hub to stop them.
+    closed_running: list[StopOrder] = field(default_factory=list)
+
+
+# How far back a ledger-only stop is still carried to the hub; older ones were reconciled.
+LEDGER_STOP_WINDOW_MS = 60 * 60_000
+
+
+def closed_in_ledger_only(session: Session, now_ms: int) -> list[StopOrder]:
+    """Admin stops written to the ledger whose server the hub has not reported stopped, and
+    which no later start of the same server has superseded."""
+    later = (
+        select(SpawnSession.id)
+        .where(
+            SpawnSession.username == CLOSED.username,
+            SpawnSession.server_name == CLOSED.server_name,
+            SpawnSession.id > CLOSED.id,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(CLOSED, Project.slug)
+        .join(Project, Project.id == CLOSED.project_id)
+        .where(
+            CLOSED.stop_reason == stops.ADMIN,
+            CLOSED.reported_stop_ms.is_(None),
+            CLOSED.stopped_ms >= now_ms - LEDGER_STOP_WINDOW_MS,
+            ~later,
+        )
+    ).all()
+    return [
+        StopOrder(row.id, row.username, row.server_name, slug, stops.ADMIN, row.stopped_ms or 0)
+        for row, slug in rows
+    ]
 
 
 def plan(session: Session, now_ms: int) -> Plan:
@@ -47,8 +86,9 @@ def plan(session: Session, now_ms: int) -> Plan:
             Project.id.in_(select(SpawnSession.project_id).where(SpawnSession.stopped_ms.is_(None)))
         )
     ).all()
+    closed_running = closed_in_ledger_only(session, now_ms)
     if not running_projects:
-        return Plan([], None)
+        return Plan([], None, closed_running)
     accounts = load_accounts(session, running_projects, now_ms)
     due: list[StopOrder] = []
     upcoming: list[int] = []
@@ -68,6 +108,9 @@ def plan(session: Session, now_ms: int) -> Plan:
             if deadline is None:
                 continue
             if deadline <= now_ms:
+                if reason == REASON_MAX_SESSION:
+                    # The deadline is the session cap or the weekly GPU-hours left at admission.
+                    reason = _deadline_reason(session, running.id)
                 due.append(
                     StopOrder(
                         running.id,
@@ -80,7 +123,15 @@ def plan(session: Session, now_ms: int) -> Plan:
                 )
             else:
                 upcoming.append(deadline)
-    return Plan(due, min(upcoming) if upcoming else None)
+    return Plan(due, min(upcoming) if upcoming else None, closed_running)
+
+
+def _deadline_reason(session: Session, session_id: int) -> str:
+    """The limit that set a session's deadline, as admission recorded it."""
+    recorded = session.scalar(
+        select(SpawnSession.max_stop_reason).where(SpawnSession.id == session_id)
+    )
+    return recorded or REASON_MAX_SESSION
 
 
 def change_marker(session: Session) -> tuple[int, int, int]:

@@ -1,12 +1,16 @@
 """``GET me`` for one caller, read with as little work per request as the answer allows.
 
-Every JupyterLab status bar polls ``GET me``, so its read is two queries whose statements are
+Every JupyterLab status bar polls ``GET me``, so its read is a few queries whose statements are
 built once, returning plain rows (no ORM entities), in one read transaction:
 
 1. the caller's memberships with their projects and the projects' allocations;
 2. the sessions that matter to the page: the running sessions of those projects (with their
    holds), the caller's running sessions in any project, and the caller's GPU sessions in
    those projects stopped within the last week.
+
+A third query lists the caller's stops of the last week with why each happened
+(:mod:`subsidyhub.ledger.stops`); only when there are stops, two more name the projects'
+managers to ask and find whether a server was started since.
 
 Accounts, summaries and the sessions list are then computed from those rows with the same
 functions as every other reader (:func:`~subsidyhub.ledger.accounts.compute_account`,
@@ -27,7 +31,9 @@ from subsidyhub.ledger.accounts import RunningSession, compute_account, running_
 from subsidyhub.ledger.admission import gpu_ms_in_week
 from subsidyhub.ledger.models import Allocation, Hold, Member, Project, SpawnSession
 from subsidyhub.ledger.policy import is_student
+from subsidyhub.ledger.stops import recent_stops
 from subsidyhub.limits import LIMITS, describe
+from subsidyhub.money import currency_display
 from subsidyhub.settings import Settings
 from subsidyhub.shapes import describe_session, summarise_project
 from subsidyhub.timeutil import WEEK_MS, iso
@@ -81,6 +87,7 @@ SESSIONS = (
         SpawnSession.charged_until_ms,
         SpawnSession.charged_subsidy_micro,
         SpawnSession.max_stop_ms,
+        SpawnSession.max_stop_reason,
         Hold.amount_micro,
         Hold.released_ms,
         Project.slug,
@@ -145,7 +152,7 @@ class _Membership:
 def read_page(
     connection: Connection, settings: Settings, username: str, is_admin: bool, now_ms: int
 ) -> dict[str, Any]:
-    """``GET me`` of ``username`` at ``now_ms``, from two queries on ``connection``."""
+    """``GET me`` of ``username`` at ``now_ms``, from a few queries on ``connection``."""
     memberships: dict[int, _Membership] = {}
     for row in map(_MembershipRow._make, connection.execute(MEMBERSHIPS, {"username": username})):
         entry = memberships.get(row.id)
@@ -196,8 +203,10 @@ def read_page(
         "admin": is_admin,
         "at": iso(now_ms),
         "currency": settings.currency,
+        "currency_display": currency_display(settings.currency).as_dict(),
         # How to show each project's quota and usage: labels, units, kinds (subsidyhub.limits).
         "limits": DECLARED_LIMITS,
         "projects": summaries,
         "sessions": [describe_session(row, row.slug, now_ms) for row in mine],
+        "stops": recent_stops(connection, username, list(memberships), now_ms),
     }

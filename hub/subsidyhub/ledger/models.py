@@ -158,7 +158,11 @@ class SpawnSession(Base):
     started_ms: Mapped[int]
     stopped_ms: Mapped[int | None] = mapped_column(index=True)
     max_stop_ms: Mapped[int | None]
+    # The limit that set ``max_stop_ms``: max_session_hours or weekly_gpu_hours.
+    max_stop_reason: Mapped[str | None] = mapped_column(String(64))
     stop_reason: Mapped[str | None] = mapped_column(String(64))
+    # What an admin wrote when stopping the server, told to its owner (migration 0005).
+    stop_note: Mapped[str | None] = mapped_column(String(500))
     charged_until_ms: Mapped[int]
     charged_list_micro: Mapped[int] = mapped_column(default=0)
     charged_subsidy_micro: Mapped[int] = mapped_column(default=0)

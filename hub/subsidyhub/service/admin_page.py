@@ -68,11 +68,11 @@ def install_admin_page(app: FastAPI, prefix: str, login: BrowserLogin) -> None:
     async def admin_page(request: Request, context: Context) -> Response:
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
-            return start_login(request, login)
+            return start_login(request, login, landing)
         try:
             identity = await context.authenticator.identify(token)
         except Unauthenticated:
-            return start_login(request, login)
+            return start_login(request, login, landing)
         if not identity.is_admin:
             hub_home = login.hub_logout_url.removesuffix("logout") + "home"
             page = forbidden_page(identity.actor, hub_home, f"{prefix}logout")
@@ -82,5 +82,6 @@ def install_admin_page(app: FastAPI, prefix: str, login: BrowserLogin) -> None:
         return response
 
     app.include_router(router)
-    app.include_router(oauth_router(prefix, login, landing))
+    # One sign-in for both of the service's pages: it ends where it started (usage_page.py).
+    app.include_router(oauth_router(prefix, login, landing, pages=(landing, prefix)))
     app.mount(f"{landing}static", StaticFiles(directory=STATIC), name="admin-static")

@@ -8,6 +8,8 @@ metrics and the routes into one app. Everything lives under the JupyterHub servi
 * ``{prefix}metrics``: Prometheus text;
 * ``{prefix}health/live`` and ``{prefix}health/ready``: unauthenticated probes;
 * ``{prefix}openapi.json`` and ``{prefix}docs``: the API's description.
+* ``{prefix}``: the usage page, for everyone signed in at the hub (see
+  :mod:`subsidyhub.service.usage_page`);
 * ``{prefix}admin/``: the admin page, signed in through the hub's OAuth (see
   :mod:`subsidyhub.service.admin_page`).
 
@@ -56,13 +58,16 @@ from subsidyhub.service.routes import (
     spending,
     sso,
     statements,
+    stops,
 )
+from subsidyhub.service.usage_page import install_usage_page
 from subsidyhub.settings import Settings
 
 access_log = logging.getLogger("subsidyhub.service.access")
 
 API_ROUTERS = (
     me,
+    stops,
     spending,
     projects,
     limits,
@@ -203,13 +208,10 @@ def create_app(
     app.include_router(metrics.router, prefix=prefix.rstrip("/"), responses=shapes.ERROR_RESPONSES)
     app.include_router(health.router, prefix=prefix.rstrip("/"))
     app.state.hub = None
-    install_admin_page(
-        app,
-        prefix,
-        browser_login
-        or BrowserLogin.for_service(
-            prefix=prefix, hub_api_url=hub_api_url, client_secret=service_token or ""
-        ),
+    login = browser_login or BrowserLogin.for_service(
+        prefix=prefix, hub_api_url=hub_api_url, client_secret=service_token or ""
     )
+    install_admin_page(app, prefix, login)
+    install_usage_page(app, prefix, login)
     app.add_middleware(RequestTimer, histogram=service_metrics.request_seconds)
     return app

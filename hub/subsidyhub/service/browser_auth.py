@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "subsidyhub-session"
 CSRF_COOKIE = "subsidyhub-csrf"
 STATE_COOKIE = "subsidyhub-oauth-state"
+NEXT_COOKIE = "subsidyhub-oauth-next"
 CSRF_HEADER = "X-SubsidyHub-CSRF"
 STATE_MAX_AGE_S = 600
 
@@ -116,8 +117,14 @@ def ensure_csrf_cookie(response: Response, request: Request, prefix: str) -> Non
         )
 
 
-def start_login(request: Request, login: BrowserLogin) -> RedirectResponse:
-    """Send the browser to the hub to sign in; the state comes back to the callback only."""
+def start_login(
+    request: Request, login: BrowserLogin, return_to: str | None = None
+) -> RedirectResponse:
+    """Send the browser to the hub to sign in; the state comes back to the callback only.
+
+    ``return_to`` is the service's page to end at (the usage page or the admin page); without
+    it the callback ends at its own landing.
+    """
     state = secrets.token_urlsafe(32)
     query = urlencode(
         {
@@ -131,6 +138,15 @@ def start_login(request: Request, login: BrowserLogin) -> RedirectResponse:
     _set_cookie(
         response, request, STATE_COOKIE, state, path=login.callback_url, max_age=STATE_MAX_AGE_S
     )
+    if return_to is not None:
+        _set_cookie(
+            response,
+            request,
+            NEXT_COOKIE,
+            return_to,
+            path=login.callback_url,
+            max_age=STATE_MAX_AGE_S,
+        )
     return response
 
 
@@ -165,22 +181,28 @@ async def _exchange_code(login: BrowserLogin, code: str) -> tuple[str, int | Non
     except httpx.HTTPError as error:
         log.warning("sign-in: hub token endpoint unreachable: %s", type(error).__name__)
         raise InvalidInput(
-            "The service could not reach JupyterHub to finish signing in; open the admin page "
+            "The service could not reach JupyterHub to finish signing in; open the page "
             "again in a moment."
         ) from None
     if response.status_code != 200:
         log.warning("sign-in: hub refused the code with HTTP %s", response.status_code)
         raise InvalidInput(
             f"JupyterHub refused the sign-in code (HTTP {response.status_code}); it may have "
-            "been used already or expired. Open the admin page again."
+            "been used already or expired. Open the page again."
         )
     body = response.json()
     expires = body.get("expires_in")
     return str(body["access_token"]), int(expires) if isinstance(expires, int) else None
 
 
-def oauth_router(prefix: str, login: BrowserLogin, landing: str) -> APIRouter:
-    """``{prefix}oauth_callback`` (ends at ``landing``) and ``{prefix}logout``."""
+def oauth_router(
+    prefix: str, login: BrowserLogin, landing: str, pages: tuple[str, ...] = ()
+) -> APIRouter:
+    """``{prefix}oauth_callback`` and ``{prefix}logout``.
+
+    The callback ends at the page the sign-in started from when it is one of ``pages``, else
+    at ``landing``.
+    """
     router = APIRouter(include_in_schema=False)
 
     @router.get(f"{prefix}oauth_callback")
@@ -189,10 +211,13 @@ def oauth_router(prefix: str, login: BrowserLogin, landing: str) -> APIRouter:
         if not code or not expected or not hmac.compare_digest(state.encode(), expected.encode()):
             raise InvalidInput(
                 "This sign-in did not start here or took longer than "
-                f"{STATE_MAX_AGE_S // 60} minutes; open the admin page again to sign in."
+                f"{STATE_MAX_AGE_S // 60} minutes; open the page again (usage or admin) to sign in."
             )
         token, expires_in = await _exchange_code(login, code)
-        response = RedirectResponse(landing, status_code=302)
+        # Only one of the service's own pages: never an address elsewhere.
+        wanted = request.cookies.get(NEXT_COOKIE, "")
+        back = wanted if wanted in pages else landing
+        response = RedirectResponse(back, status_code=302)
         _set_cookie(response, request, SESSION_COOKIE, token, path=prefix, max_age=expires_in)
         _set_cookie(
             response,
@@ -204,6 +229,7 @@ def oauth_router(prefix: str, login: BrowserLogin, landing: str) -> APIRouter:
             max_age=expires_in,
         )
         response.delete_cookie(STATE_COOKIE, path=login.callback_url)
+        response.delete_cookie(NEXT_COOKIE, path=login.callback_url)
         return response
 
     @router.get(f"{prefix}logout")

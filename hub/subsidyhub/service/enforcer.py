@@ -68,6 +68,8 @@ class EnforcerState:
     plan: Plan | None = None
     # Hub stops asked for but not yet confirmed: retried each round until the hub agrees.
     pending_hub_stops: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Ledger-only stops already handed to the hub (ids), so each is asked for once.
+    carried_stops: set[int] = field(default_factory=set)
 
 
 class Enforcer:
@@ -141,6 +143,7 @@ class Enforcer:
         if marker != state.marker or state.plan is None or due_deadline:
             state.plan = await asyncio.to_thread(self._plan, now)
             state.marker = marker
+        self._carry_ledger_stops(state.plan)
         if state.plan.due:
             await self.enforce(state.plan.due)
             state.plan = await asyncio.to_thread(self._plan, self.clock())
@@ -203,6 +206,19 @@ class Enforcer:
                 )
             self.state.pending_hub_stops[(order.username, order.server_name)] = order.reason
         await self._retry_hub_stops()
+
+    def _carry_ledger_stops(self, plan: Plan) -> None:
+        """Ask the hub, once per session, to stop servers an admin closed in the ledger."""
+        for order in plan.closed_running:
+            if order.session_id not in self.state.carried_stops:
+                self.state.carried_stops.add(order.session_id)
+                self.state.pending_hub_stops[(order.username, order.server_name)] = order.reason
+                log.info(
+                    "Stopping %s/%s of project %s: closed in the ledger by an admin",
+                    order.username,
+                    order.server_name,
+                    order.project,
+                )
 
     async def _retry_hub_stops(self) -> None:
         for (user, server_name), reason in list(self.state.pending_hub_stops.items()):

@@ -290,3 +290,9 @@ class SsoGroupsPut(Body):
 
 class AdminStopRequest(Body):
     reason: ReasonCode = "admin"
+    note: str | None = Field(
+        None,
+        max_length=500,
+        description="Why the server was stopped, for the audit log, e.g. 'left running over the "
+        "holidays'.",
+    )

@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from subsidyhub import limits, shapes
 from subsidyhub.errors import Forbidden
-from subsidyhub.ledger import prices
+from subsidyhub.ledger import prices, time_left
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.admission import evaluate, limits_in_force, member_gpu_ms_week
 from subsidyhub.ledger.courses import hours_left
 from subsidyhub.ledger.policy import is_student
+from subsidyhub.ledger.pricing import list_rate_per_hour, resources_of, subsidy_rate_per_hour
 from subsidyhub.ledger.projects import projects_of
 from subsidyhub.money import bp_to_fraction_string, to_decimal_string
 from subsidyhub.service.auth import CurrentIdentity, authenticate, require_user_or_admin
@@ -97,6 +98,17 @@ def read_profiles(
                     offer["hours_left"] = hours_left(
                         in_force, measured["member_gpu_ms_week"], profile.gpu_count
                     )
+                left = time_left.for_profile(
+                    available=account.available,
+                    subsidy_per_hour=subsidy_rate_per_hour(
+                        list_rate_per_hour(price_list, resources_of(profile)), project.subsidy_bp
+                    ),
+                    in_force=in_force,
+                    gpu_ms_week=measured["member_gpu_ms_week"],
+                    gpu_count=profile.gpu_count,
+                )
+                offer["time_left_seconds"] = left.seconds
+                offer["time_left_reason"] = left.binding
                 offers.append(offer)
             offered.append(
                 {

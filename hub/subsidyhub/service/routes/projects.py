@@ -17,6 +17,7 @@ from subsidyhub import shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.accounts import load_account, load_accounts
+from subsidyhub.ledger.courses import member_use
 from subsidyhub.ledger.models import Project
 from subsidyhub.ledger.summary import project_summary
 from subsidyhub.service.auth import ADMINS, CurrentIdentity, project_for, require_admin
@@ -184,6 +185,21 @@ def list_members(
             "project": slug,
             "members": [shapes.describe_member(m) for m in projects.members_of(session, project)],
         }
+
+
+@router.get(
+    "/projects/{slug}/member-use",
+    summary="Members with the limits in force for them and their use this week "
+    "(admins and managers; a course's roster)",
+    response_model=shapes.MembersUse,
+    response_model_exclude_unset=True,
+)
+def list_member_use(
+    slug: ProjectSlugParam, identity: CurrentIdentity, context: Context
+) -> dict[str, Any]:
+    with context.db.read() as session:
+        project = project_for(session, identity, slug, "read the members' use")
+        return {"project": slug, "members": member_use(session, project, context.clock())}
 
 
 @router.put(

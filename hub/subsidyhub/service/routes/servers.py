@@ -1,7 +1,8 @@
 """Admins stop a running server now (the admin page's Stop button).
 
 The ledger goes first: one write transaction charges the session to this instant, closes it
-with the admin's reason (``admin`` by default) and writes the audit entry naming the admin.
+with the admin's reason (``admin`` by default) and writes the audit entry naming the admin
+and their note (:mod:`subsidyhub.ledger.server_stops`).
 Then the hub is asked to stop the server with the service's own token; its ``post_stop``
 hook finds the session closed already (stops are idempotent), so the recorded reason stays
 the admin's. Should the hub not answer, the enforcer retries the stop each round, as it
@@ -16,9 +17,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from subsidyhub import shapes
-from subsidyhub.errors import Conflict
-from subsidyhub.ledger import audit
-from subsidyhub.ledger.admission import Stopped, stop
+from subsidyhub.ledger.admission import Stopped
+from subsidyhub.ledger.server_stops import stop_by_admin
 from subsidyhub.service.auth import CurrentIdentity, HubUnavailable, require_admin
 from subsidyhub.service.context import Context, ServiceContext
 from subsidyhub.service.hubclient import HubClient
@@ -28,23 +28,13 @@ from subsidyhub.service.schemas import AdminStopRequest, SessionId
 router = APIRouter(tags=["sessions"])
 
 
-def close_session(context: ServiceContext, session_id: int, actor: str, reason: str) -> Stopped:
+def close_session(
+    context: ServiceContext, session_id: int, actor: str, reason: str, note: str | None
+) -> Stopped:
     """Final charge, session closed and the audit entry, in one transaction."""
     with context.db.write() as session:
-        stopped = stop(session, session_id, now_ms=context.clock(), reason=reason)
-        if stopped.already:
-            raise Conflict(
-                f"Session {session_id} ({stopped.username}'s server in {stopped.project}) "
-                f"stopped already ({stopped.reason}); nothing to stop. Reload the page."
-            )
-        label = stopped.server_name or "default"
-        audit.record(
-            session,
-            actor,
-            "server.stop",
-            f"project:{stopped.project}/servers/{stopped.username}/{label}",
-            {"session_id": session_id, "running": True},
-            shapes.describe_stopped(stopped),
+        stopped = stop_by_admin(
+            session, session_id, actor=actor, now_ms=context.clock(), reason=reason, note=note
         )
     context.metrics.stops.labels(reason).inc()
     return stopped
@@ -71,7 +61,7 @@ async def stop_server_now(
             "JupyterHub's managed service (JUPYTERHUB_API_TOKEN)."
         )
     stopped = await asyncio.to_thread(
-        close_session, context, session_id, identity.actor, body.reason
+        close_session, context, session_id, identity.actor, body.reason, body.note
     )
     answer = shapes.describe_stopped(stopped)
     try:

@@ -11,6 +11,8 @@
 // the API refuses; the API validates and writes each change in one audited transaction, so a
 // refused form has changed nothing. Amounts stay decimal strings; sums use BigInt micro-units.
 
+import { duration as formatDuration, money as formatMoney, toMicro } from "./format.js";
+
 const API = "../api/v1/";
 const CSRF_COOKIE = "subsidyhub-csrf";
 const main = document.getElementById("sh-main");
@@ -65,35 +67,21 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-function toMicro(text) {
-  const negative = text.startsWith("-");
-  const [whole, frac = ""] = text.replace("-", "").split(".");
-  const micro = BigInt(whole || "0") * 1000000n + BigInt((frac + "000000").slice(0, 6));
-  return negative ? -micro : micro;
-}
+// How amounts are shown (GET me → currency_display), set once at start; the rounding and
+// duration rules live in format.js, shared with the lab extension's through one test table.
+/** @type {import("./format.js").CurrencyDisplay | null} */
+let currencyShown = null;
 
-// To cents, half away from zero: what the page shows, never what it sends.
-function fromMicro(micro) {
-  const negative = micro < 0n;
-  const cents = ((negative ? -micro : micro) + 5000n) / 10000n;
-  const sign = negative && cents > 0n ? "-" : "";
-  return `${sign}${cents / 100n}.${(cents % 100n).toString().padStart(2, "0")}`;
-}
-
-function money(text, currency) {
-  if (text === null || text === undefined) return "—";
-  const [whole, frac = "00"] = fromMicro(toMicro(text)).split(".");
-  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return `${currency} ${grouped}.${frac}`;
+/** An amount (decimal string or micro-units) in `currency`; "—" for none. */
+function money(amount, currency) {
+  if (amount === null || amount === undefined) return "—";
+  const display =
+    currencyShown?.code === currency ? currencyShown : { code: currency, symbol: `${currency} `, minor_units: 2 };
+  return formatMoney(amount, display);
 }
 
 function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "—";
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+  return seconds === null || seconds === undefined ? "—" : formatDuration(seconds);
 }
 
 function when(iso) {
@@ -206,7 +194,35 @@ function change(entry) {
 }
 
 function used(project) {
-  return fromMicro(toMicro(project.allocated) - toMicro(project.balance));
+  return toMicro(project.allocated) - toMicro(project.balance);
+}
+
+// A Stop button for one running session: asks why (the note goes to the user's list of stops
+// and to the audit log), then the API charges, closes with reason "admin" and stops it.
+function stopButton(s, done) {
+  return h(
+    "button",
+    {
+      class: "sh-danger",
+      onclick: async (event) => {
+        const note = prompt(
+          `Stop ${s.user}'s server ${s.server_name || "(default)"} now? Unsaved work in it is lost.\n` +
+            "Why? The user sees this note.",
+          "",
+        );
+        if (note === null) return;
+        event.target.disabled = true;
+        try {
+          await api("POST", `sessions/${s.id}/stop-server`, { reason: "admin", ...(note.trim() ? { note: note.trim() } : {}) });
+          await done();
+        } catch (problem) {
+          event.target.disabled = false;
+          alert(problem.message);
+        }
+      },
+    },
+    "Stop",
+  );
 }
 
 // -- views -----------------------------------------------------------------------------
@@ -215,7 +231,7 @@ async function showProjects() {
   /** @type {Schemas["Projects"]} */
   const { projects } = await api("GET", "projects");
   const currency = projects[0]?.currency ?? "";
-  const sum = (key) => fromMicro(projects.reduce((t, p) => t + toMicro(p[key]), 0n));
+  const sum = (key) => projects.reduce((t, p) => t + toMicro(p[key]), 0n);
   const running = projects.reduce((t, p) => t + p.running_servers, 0);
   const rows = projects.map((p) =>
     h(
@@ -273,6 +289,9 @@ async function showProject(slug) {
   ]);
   const c = project.currency;
   const reload = () => showProject(slug);
+  /** @type {Schemas["MembersUse"] | null} */
+  const roster = project.kind === "course" ? await api("GET", `${path}/member-use`) : null;
+  const measured = declared.filter((d) => d.member_level && d.measure);
   const q = project.quota;
   const memberLevel = declared.filter((d) => d.member_level);
 
@@ -286,28 +305,7 @@ async function showProject(slug) {
       h("td", {}, when(s.started)),
       h("td", { class: "sh-num" }, money(s.subsidy_rate_per_hour, c)),
       h("td", { class: "sh-num" }, money(s.cost.subsidy, c)),
-      h(
-        "td",
-        {},
-        h(
-          "button",
-          {
-            class: "sh-danger",
-            onclick: async (event) => {
-              if (!confirm(`Stop ${s.user}'s server now? Unsaved work in it is lost.`)) return;
-              event.target.disabled = true;
-              try {
-                await api("POST", `sessions/${s.id}/stop-server`, { reason: "admin" });
-                await reload();
-              } catch (problem) {
-                event.target.disabled = false;
-                alert(problem.message);
-              }
-            },
-          },
-          "Stop",
-        ),
-      ),
+      h("td", {}, stopButton(s, reload)),
     ),
   );
 
@@ -383,6 +381,51 @@ async function showProject(slug) {
       stat("Time left", duration(project.time_left_seconds)),
       stat("Subsidy rate", `${Math.round(Number(project.subsidy_rate) * 100)}%`),
     ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-project-settings" },
+      apiForm({
+      id: "sh-project-settings-form",
+      title: "Name, status and subsidy rate",
+      hint: "A suspended or closed project admits no new servers; a new subsidy rate applies to servers started after the change.",
+      fields: [
+        input("name", "Name", { value: project.name, class: "sh-wide", required: true }),
+        select("status", "Status", ["active", "suspended", "closed"], project.status),
+        input("subsidy_rate", "Subsidy rate (0 to 0.90)", { value: project.subsidy_rate, size: 6 }),
+      ],
+      submit: "Save project",
+      send: (v) => {
+        const changed = {};
+        if (v.name.trim() !== project.name) changed.name = v.name.trim();
+        if (v.status !== project.status) changed.status = v.status;
+        if (v.subsidy_rate.trim() !== project.subsidy_rate) changed.subsidy_rate = v.subsidy_rate.trim();
+        return api("PATCH", path, changed);
+      },
+      done: reload,
+      }),
+    ),
+    ...(roster
+      ? [h(
+          "section",
+          { class: "sh-card", id: "sh-roster" },
+          h("h2", {}, `Roster (${roster.members.length}): allowance and use in the last 7 days`),
+          table(
+            [["User"], ["Name"], ["Role"], ["Servers", "sh-num"], ...measured.map((d) => [d.label, "sh-num"])],
+            roster.members.map((m) =>
+              h(
+                "tr",
+                { "data-member": m.username },
+                h("td", {}, m.username),
+                h("td", {}, m.name ?? ""),
+                h("td", {}, m.role === "manager" ? "lecturer" : "student"),
+                h("td", { class: "sh-num" }, m.running_servers),
+                measured.map((d) => h("td", { class: "sh-num" }, `${m.usage[d.name] ?? 0} of ${limit(m.quota_in_force[d.name], d)}`)),
+              ),
+            ),
+            "No one enrolled yet.",
+          ),
+        )]
+      : []),
     h(
       "section",
       { class: "sh-card", id: "sh-servers" },
@@ -506,6 +549,37 @@ async function showProject(slug) {
   );
 }
 
+async function showServers() {
+  /** @type {Schemas["Sessions"]} */
+  const { sessions } = await api("GET", "sessions");
+  const rows = sessions.map((s) =>
+    h(
+      "tr",
+      { "data-session": s.id },
+      h("td", {}, s.user),
+      h("td", {}, s.server_name || "default"),
+      h("td", {}, h("a", { href: `#/projects/${s.project}` }, s.project)),
+      h("td", {}, s.profile),
+      h("td", { class: "sh-num" }, s.gpu_count),
+      h("td", {}, when(s.started)),
+      h("td", { class: "sh-num" }, money(s.cost.subsidy, currencyShown?.code ?? "")),
+      h("td", {}, stopButton(s, showServers)),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, `Running servers (${sessions.length})`),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-all-servers" },
+      table(
+        [["User"], ["Server"], ["Project"], ["Profile"], ["GPUs", "sh-num"], ["Started"], ["Cost so far", "sh-num"], [""]],
+        rows,
+        "No servers running.",
+      ),
+    ),
+  );
+}
+
 function showNewProject() {
   main.replaceChildren(
     h("div", { class: "sh-crumbs" }, h("a", { href: "#/" }, "Projects"), " / new"),
@@ -619,7 +693,8 @@ async function showPrices() {
 async function route() {
   const hash = location.hash || "#/";
   const project = hash.match(/^#\/projects\/([^/]+)$/);
-  const section = project ? "projects" : hash === "#/new" ? "new" : hash === "#/prices" ? "prices" : "projects";
+  const named = { "#/new": "new", "#/prices": "prices", "#/servers": "servers" };
+  const section = project ? "projects" : named[hash] ?? "projects";
   for (const link of document.querySelectorAll(".sh-nav a")) {
     link.classList.toggle("sh-current", /** @type {HTMLElement} */ (link).dataset.section === section);
   }
@@ -627,6 +702,7 @@ async function route() {
     if (project) await showProject(decodeURIComponent(project[1]));
     else if (section === "new") showNewProject();
     else if (section === "prices") await showPrices();
+    else if (section === "servers") await showServers();
     else await showProjects();
   } catch (problem) {
     main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, problem.message));
@@ -636,6 +712,7 @@ async function route() {
 async function start() {
   try {
     const me = await api("GET", "me");
+    currencyShown = me.currency_display;
     document.getElementById("sh-user").textContent = `Signed in as ${me.user}`;
   } catch (problem) {
     main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, problem.message));

@@ -1,0 +1,224 @@
+"""The lab's rules for announcing warnings and stops (``src/alerts.ts``), run under node.
+
+``alerts.ts`` and the ``format.ts`` it uses are compiled with the project's TypeScript into a
+temporary folder as ES modules and called with hand-made ``GET me`` answers: which warnings
+raise an alarm (only where the user has a running server), that each condition is announced
+once until it clears, and the words of the stop countdown and of the notice after a stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.upstream import ROOT
+
+EXTENSION = ROOT / "extensions" / "jupyterlab-subsidy"
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (EXTENSION / "node_modules" / ".bin" / "tsc").exists(),
+    reason="needs node and the extension's node_modules (npm ci in extensions/jupyterlab-subsidy)",
+)
+
+HARNESS = """
+import * as alerts from './alerts.mjs';
+const calls = JSON.parse(process.argv[2]);
+const out = calls.map(([name, ...args]) => {
+  const value = alerts[name](...args);
+  return value instanceof Set ? [...value].sort() : value;
+});
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def run_alerts(tmp_path_factory: pytest.TempPathFactory):
+    """``run_alerts([name, *args], ...)``: the results of calling alerts.ts's functions."""
+    out = tmp_path_factory.mktemp("alerts")
+    subprocess.run(
+        [
+            str(EXTENSION / "node_modules" / ".bin" / "tsc"),
+            *("--outDir", str(out), "--target", "ES2022", "--module", "esnext"),
+            *("--moduleResolution", "node", "--strict", "--skipLibCheck"),
+            "src/alerts.ts",
+        ],
+        cwd=EXTENSION,
+        check=True,
+    )
+    for name in ("alerts", "format"):
+        text = (out / f"{name}.js").read_text().replace("from './format'", "from './format.mjs'")
+        (out / f"{name}.mjs").write_text(text)
+    (out / "harness.mjs").write_text(HARNESS)
+
+    def run(*calls: list[Any]) -> list[Any]:
+        done = subprocess.run(
+            ["node", str(out / "harness.mjs"), json.dumps(calls)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"TZ": "UTC"},
+        )
+        return json.loads(done.stdout)
+
+    return run
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def warning(project: str, code: str, severity: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"{project}:{code}",
+        "code": code,
+        "severity": severity,
+        "level": "warning" if severity == "info" else "critical",
+        "message": f"{project} {code}",
+    } | extra
+
+
+def me(warnings: dict[str, list[dict[str, Any]]], **session: Any) -> dict[str, Any]:
+    """alice, on her server "" in project demo (Demo Lab); "other" runs in gpu; none in tiny."""
+    names = {"demo": "Demo Lab", "gpu": "GPU Pool", "tiny": "Tiny"}
+    own = {
+        "user": "alice",
+        "server_name": "",
+        "project": "demo",
+        "started": iso(NOW - timedelta(hours=1)),
+        "max_stop_at": None,
+    } | session
+    other = own | {"server_name": "other", "project": "gpu", "max_stop_at": None}
+    return {
+        "user": "alice",
+        "at": iso(NOW),
+        "projects": [
+            {"slug": slug, "name": name, "quota": {"max_session_hours": "2"}}
+            | {"warnings": warnings.get(slug, [])}
+            for slug, name in names.items()
+        ],
+        "sessions": [own, other],
+        "server": {"user": "alice", "name": "", "project": "demo", "profile": "cpu"},
+    }
+
+
+def test_alarms_only_where_a_server_runs_once_per_condition(run_alerts):
+    holding = me(
+        {
+            "demo": [warning("demo", "below_20_percent", "info")],
+            "gpu": [
+                warning("gpu", "below_5_percent", "warning"),
+                warning("gpu", "stop_soon", "critical", at=iso(NOW + timedelta(minutes=9))),
+            ],
+            "tiny": [warning("tiny", "exhausted", "critical")],
+        }
+    )
+    running, first = run_alerts(["projectsRunning", holding], ["planAlerts", holding, {}])
+    assert running == ["demo", "gpu"]
+    # One toast per project, its worst warning first; tiny (nothing of alice's runs) is
+    # left to the panel and not remembered, so it alarms if a server of hers runs there.
+    assert [(a["project"], a["severity"], a["autoClose"]) for a in first["alerts"]] == [
+        ("demo", "info", 8000),
+        ("gpu", "critical", False),
+    ]
+    assert first["alerts"][1]["ids"] == ["gpu:below_5_percent", "gpu:stop_soon"]
+    assert first["alerts"][1]["message"].startswith("Save your work: servers in project gpu")
+    assert sorted(first["seen"]) == [
+        "alice/demo:below_20_percent",
+        "alice/gpu:below_5_percent",
+        "alice/gpu:stop_soon",
+    ]
+
+    cleared = me({"gpu": [warning("gpu", "below_5_percent", "warning")]})
+    again, after_clearing, back = run_alerts(
+        ["planAlerts", holding, first["seen"]],
+        ["planAlerts", cleared, first["seen"]],
+        ["planAlerts", holding, {"bob/demo:exhausted": "x"}],
+    )
+    assert again["alerts"] == [] and again["seen"] == first["seen"]  # a reload: nothing new
+    assert after_clearing["alerts"] == []
+    assert sorted(after_clearing["seen"]) == ["alice/gpu:below_5_percent"]
+    assert [a["project"] for a in back["alerts"]] == ["demo", "gpu"]  # it came back: news
+    assert back["seen"]["bob/demo:exhausted"] == "x"  # another user's, on a shared browser
+
+
+def test_this_servers_stop_is_counted_down_not_alarmed(run_alerts):
+    at = NOW + timedelta(minutes=4, seconds=10)
+    forecast = me({"demo": [warning("demo", "stop_soon", "critical", at=iso(at))]})
+    now_ms = int(NOW.timestamp() * 1000)
+    plan, text, later, overdue = run_alerts(
+        ["planAlerts", forecast, {}],
+        ["stopCountdown", forecast, now_ms],
+        ["stopCountdown", forecast, now_ms + 70_000],
+        ["stopCountdown", forecast, now_ms + 300_000],
+    )
+    assert plan["alerts"] == [] and "alice/demo:stop_soon" in plan["seen"]
+    assert text == (
+        f"Save your work: this server stops in 4 m 10 s ({at:%H:%M}) "
+        "because project Demo Lab's subsidy runs out."
+    )
+    assert later.startswith("Save your work: this server stops in 3 m 0 s")
+    assert overdue == (
+        "Save your work: this server is being stopped because project Demo Lab's subsidy runs "
+        "out. Ask your project manager to top it up."
+    )
+
+
+def test_a_session_cap_is_counted_down_from_half_an_hour(run_alerts):
+    end = NOW + timedelta(minutes=20)
+    capped = me(
+        {},
+        started=iso(end - timedelta(hours=2)),
+        max_stop_at=iso(end),
+        max_stop_reason="max_session_hours",
+    )
+    far = me({}, started=iso(NOW), max_stop_at=iso(NOW + timedelta(hours=2)))
+    now_ms = int(NOW.timestamp() * 1000)
+    near, distant, formatted = run_alerts(
+        ["stopCountdown", capped, now_ms],
+        ["stopCountdown", far, now_ms],
+        ["countdown", 3_725_000],
+    )
+    assert near == (
+        f"Save your work: this server stops in 20 m 0 s ({end:%H:%M}) because it reaches the "
+        "longest session project Demo Lab allows (2 h)."
+    )
+    assert distant is None
+    assert formatted == "1 h 02 m 05 s"
+
+
+def test_after_the_stop_the_last_answer_says_why(run_alerts):
+    at = NOW - timedelta(minutes=1)
+    forecast = me({"demo": [warning("demo", "stop_soon", "critical", at=iso(at))]})
+    later = me(
+        {"demo": [warning("demo", "stop_soon", "critical", at=iso(NOW + timedelta(minutes=10)))]}
+    )
+    weekly = me(
+        {},
+        started=iso(NOW - timedelta(hours=1)),
+        max_stop_at=iso(at),
+        max_stop_reason="weekly_gpu_hours",
+    )
+    now_ms = int(NOW.timestamp() * 1000)
+    stopped, not_yet, used_up, nothing = run_alerts(
+        ["stoppedNotice", forecast, now_ms],
+        ["stoppedNotice", later, now_ms],
+        ["stoppedNotice", weekly, now_ms],
+        ["stoppedNotice", me({}), now_ms],
+    )
+    assert stopped == (
+        f"Your server was stopped at {at:%H:%M}: project Demo Lab's subsidy ran out. "
+        "Ask your project manager to top it up."
+    )
+    # A server that stops answering before any stop was due: nothing is claimed.
+    assert not_yet is None and nothing is None
+    assert used_up.startswith(
+        f"Your server was stopped at {at:%H:%M}: your weekly GPU-hours in project Demo Lab ran out."
+    )
