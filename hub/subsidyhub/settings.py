@@ -102,6 +102,13 @@ class Metering(Strict):
     reconcile_seconds: float = Field(
         300, gt=0, le=86400, description="Seconds between reconciliations with the hub's servers."
     )
+    admin_stop_grace_seconds: float = Field(
+        20,
+        ge=0,
+        le=600,
+        description="After an admin stops a server (charges end at once), the seconds its user "
+        "is given, told why in JupyterLab, to save their work before the hub stops it.",
+    )
 
     @property
     def min_start_ms(self) -> int:

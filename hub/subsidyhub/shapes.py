@@ -418,7 +418,13 @@ class Stopped(Shape):
 
 
 class AdminStopped(Stopped):
-    hub: str = Field(description="stopping, or retrying while the hub does not answer.")
+    hub: str = Field(
+        description="stopping; scheduled (after the grace, at hub_stop_at); or retrying while "
+        "the hub does not answer."
+    )
+    hub_stop_at: Moment | None = Field(
+        None, description="When the hub is asked to stop the server (scheduled only)."
+    )
 
 
 class Sessions(Shape):

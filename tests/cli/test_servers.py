@@ -43,7 +43,7 @@ def test_list_then_stop_with_a_note(cli: Cli, running: int, ledger: Database) ->
 
     stopped = cli.ok("server", "stop", "alice/gpu", "--note", "left running over the holidays")
     assert stopped.stdout.startswith("Stopped alice/gpu in project demo (reason admin): ")
-    assert "asks the hub to stop the server" in stopped.stdout
+    assert "asks the hub to stop the server 20 s after this" in stopped.stdout
     assert cli.json("server", "list")["sessions"] == []
     [entry] = cli.json("admin", "audit", "--target", "project:demo/servers", "--limit", "1")
     assert (entry["action"], entry["actor"]) == ("server.stop", f"cli:{ACTOR}")

@@ -222,3 +222,72 @@ def test_after_the_stop_the_last_answer_says_why(run_alerts):
     assert used_up.startswith(
         f"Your server was stopped at {at:%H:%M}: your weekly GPU-hours in project Demo Lab ran out."
     )
+
+
+def admin_stop(ago: timedelta, **facts: Any) -> dict[str, Any]:
+    """An admin's stop of alice's server "" in demo, ``ago`` before now, as GET me lists it."""
+    return {
+        "session_id": 7,
+        "project": "demo",
+        "project_name": "Demo Lab",
+        "server_name": "",
+        "stopped": iso(NOW - ago),
+        "reason": "admin",
+        "note": "maintenance at noon",
+        "message": "Your server was stopped at 12:00 UTC: an administrator stopped it. The admin "
+        'wrote: "maintenance at noon" Ask the centre\'s admins if unsure why.',
+        "current": True,
+        "own": False,
+    } | facts
+
+
+def test_an_admins_stop_of_this_server_is_counted_down_with_the_note(run_alerts):
+    """During the grace the ledger has closed the session (it is gone from ``sessions``) while
+    the server still runs: the stop is announced critically, with the admin's words."""
+    now_ms = int(NOW.timestamp() * 1000)
+    running = me({}) | {"stops": [admin_stop(timedelta(seconds=5))]}
+    running["sessions"] = running["sessions"][1:]  # closed in the ledger
+    late = running | {"stops": [admin_stop(timedelta(seconds=40))]}
+    other_server = running | {"stops": [admin_stop(timedelta(seconds=5), server_name="other")]}
+    restarted = running | {"stops": [admin_stop(timedelta(seconds=5), current=False)]}
+    idle = running | {"stops": [admin_stop(timedelta(seconds=5), reason="idle")]}
+    someone_else = running | {"server": running["server"] | {"user": "bob"}}
+    now, overdue, *none = run_alerts(
+        ["adminStopNotice", running, now_ms],
+        ["adminStopNotice", late, now_ms],
+        ["adminStopNotice", other_server, now_ms],
+        ["adminStopNotice", restarted, now_ms],
+        ["adminStopNotice", idle, now_ms],
+        ["adminStopNotice", someone_else, now_ms],
+    )
+    assert now == (
+        "Your server was stopped at 12:00 UTC: an administrator stopped it. The admin wrote: "
+        '"maintenance at noon" Ask the centre\'s admins if unsure why. Save your work now: '
+        "the server stops in 15 s."
+    )
+    assert overdue.endswith("Save your work now: the server is being stopped.")
+    # Another server of hers, a stop she has started a server after, another reason, or a
+    # lab that is not alice's (an admin viewing it): no alarm here.
+    assert none == [None, None, None, None]
+
+
+def test_after_the_stop_the_hubs_sentence_comes_first(run_alerts):
+    at = NOW - timedelta(minutes=1)
+    forecast = me({"demo": [warning("demo", "stop_soon", "critical", at=iso(at))]})
+    now_ms = int(NOW.timestamp() * 1000)
+    hub, predicted, blank, unknown = run_alerts(
+        [
+            "afterStopNotice",
+            "  Your server was stopped at 12:00 UTC:\n  an administrator",
+            forecast,
+            now_ms,
+        ],
+        ["afterStopNotice", None, forecast, now_ms],
+        ["afterStopNotice", "  ", forecast, now_ms],
+        ["afterStopNotice", None, me({}), now_ms],
+    )
+    assert hub == "Your server was stopped at 12:00 UTC: an administrator"
+    assert predicted == blank and predicted.startswith(
+        f"Your server was stopped at {at:%H:%M}: project Demo Lab's subsidy ran out."
+    )
+    assert unknown is None  # neither the hub nor the last answer knows: nothing claimed

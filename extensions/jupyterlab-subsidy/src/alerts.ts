@@ -13,6 +13,7 @@
 import {
   IMe,
   IProject,
+  IRecentStop,
   IWarning,
   clock,
   ownSession,
@@ -26,6 +27,12 @@ const WARNING_AUTO_CLOSE_MS = 20_000;
 export const COUNTDOWN_FROM_MS = 30 * 60_000;
 /** A poll that fails this soon before a scheduled stop is taken to be that stop. */
 const STOP_SLACK_MS = 60_000;
+/**
+ * How long after an admin's stop the hub stops the server (`enforcement.admin_stop_grace_seconds`,
+ * its default): the ledger closes the session at once, so `GET me` lists the stop while the
+ * server still runs, and this server counts the rest down.
+ */
+export const ADMIN_STOP_GRACE_MS = 20_000;
 
 export type Severity = IWarning['severity'];
 
@@ -233,4 +240,63 @@ export function stoppedNotice(me: IMe, nowMs: number): string | null {
     return null;
   }
   return `Your server was stopped at ${clock(stop.at)}: ${stop.happened}. ${stop.advice}`;
+}
+
+/**
+ * An admin's stop of this very server that the hub has not carried out yet: a stop in `GET me`
+ * with no start since (`current`), reason `admin`, of this server's user, name and project.
+ * Null otherwise (another server of the user's, or a stop this server was started after).
+ */
+export function adminStop(me: IMe): IRecentStop | null {
+  if (me.user !== me.server.user) {
+    return null;
+  }
+  return (
+    me.stops.find(
+      s =>
+        s.current &&
+        s.reason === 'admin' &&
+        s.server_name === me.server.name &&
+        (me.server.project === null || s.project === me.server.project)
+    ) ?? null
+  );
+}
+
+/**
+ * While an admin's stop of this server waits for the hub: its sentence (with the admin's
+ * note) and the seconds left, "… Save your work now: the server stops in 18 s." Null when no
+ * such stop holds.
+ */
+export function adminStopNotice(
+  me: IMe,
+  nowMs: number,
+  graceMs: number = ADMIN_STOP_GRACE_MS
+): string | null {
+  const stop = adminStop(me);
+  if (stop === null) {
+    return null;
+  }
+  const left = Date.parse(stop.stopped) + graceMs - nowMs;
+  const when =
+    left > 0
+      ? `the server stops in ${countdown(left)}`
+      : 'the server is being stopped';
+  return `${stop.message} Save your work now: ${when}.`;
+}
+
+/**
+ * What to say once this server has stopped: the hub's own sentence (its home page's
+ * `#sh-stop`, the ledger's record of why) when it has one, else the reason the last `GET me`
+ * predicted (`stoppedNotice`); null when neither knows, so nothing is claimed.
+ */
+export function afterStopNotice(
+  hubSentence: string | null,
+  me: IMe | null,
+  nowMs: number
+): string | null {
+  const said = hubSentence?.replace(/\s+/g, ' ').trim();
+  if (said) {
+    return said;
+  }
+  return me ? stoppedNotice(me, nowMs) : null;
 }

@@ -27,6 +27,8 @@ export type IQuota = Schemas['ProjectSummary']['quota'];
  */
 export type IProject = Schemas['ProjectSummary'];
 export type ISession = Schemas['Session'];
+/** One of the caller's recent server stops (`GET me` → `stops`), with its sentence. */
+export type IRecentStop = Schemas['RecentStop'];
 /** How the currency's amounts are shown: symbol and minor units (`GET me`). */
 export type ICurrencyDisplay = Schemas['CurrencyDisplay'];
 

@@ -8,17 +8,29 @@
  *   Information closes itself; critical ones stay until dismissed.
  * * A scheduled stop of this server gets a notice that counts down each second: "Save your
  *   work: this server stops in 4 m 10 s (14:32) because project Demo's subsidy runs out."
- * * When this server stops answering after such a stop was due, the last `GET me` says why:
- *   "Your server was stopped at 14:32: project Demo's subsidy ran out. …". The service's own
- *   record (`GET users/{name}/stops`) is out of reach here: the browser signs in to the
- *   service only through its OAuth redirect, with cookies scoped to the service's pages.
+ * * An admin's stop of this server (the ledger closes it at once, the hub stops the server
+ *   a grace period later) gets a critical notice with the admin's note and the seconds left.
+ * * When this server stops answering, the hub's home page (same origin, the hub's cookie)
+ *   says why in its `#sh-stop` element, for every kind of stop: "Your server was stopped at
+ *   14:32 UTC: an administrator stopped it. …". Without one, a stop the last `GET me` had
+ *   predicted is named; otherwise nothing is claimed (the server may be restarting). The
+ *   service's own record is out of reach here: the browser signs in to the service only
+ *   through its OAuth redirect, with cookies scoped to the service's pages.
  */
 import { Notification } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 
-import { planAlerts, stopCountdown, stoppedNotice } from './alerts';
+import {
+  adminStopNotice,
+  afterStopNotice,
+  planAlerts,
+  stopCountdown
+} from './alerts';
 import { SubsidyModel } from './model';
 
 const STORAGE_KEY = 'jupyterlab-subsidy:announced';
+/** How often the hub's page is asked why, while this server does not answer. */
+const HUB_ASKS = 5;
 const TYPE = { info: 'info', warning: 'warning', critical: 'error' } as const;
 
 export class SubsidyNotifier {
@@ -38,7 +50,8 @@ export class SubsidyNotifier {
       this._announceStopped();
       return;
     }
-    this._stoppedShown = false;
+    this._stopped = null;
+    this._hubAsks = 0;
     const plan = planAlerts(me, loadSeen());
     saveSeen(plan.seen);
     for (const alert of plan.alerts) {
@@ -78,17 +91,22 @@ export class SubsidyNotifier {
     this._tick();
   }
 
-  /** Show, update or withdraw the countdown to this server's stop; runs each second. */
+  /**
+   * Show, update or withdraw the countdown to this server's stop (an admin's, critical, or a
+   * scheduled one); runs each second.
+   */
   private _tick(): void {
     const me = this._model.me;
     // Counted down from the last answer even while polls fail: the stop is no less due.
-    const text = me ? stopCountdown(me, Date.now()) : null;
-    if (text === null) {
+    const admin = me ? adminStopNotice(me, Date.now()) : null;
+    const text = admin ?? (me ? stopCountdown(me, Date.now()) : null);
+    if (text === null || this._stopped !== null) {
       this._endCountdown();
       return;
     }
+    const type = admin !== null ? 'error' : 'warning';
     if (this._countdown === null) {
-      this._countdown = Notification.emit(text, 'warning', {
+      this._countdown = Notification.emit(text, type, {
         autoClose: false,
         actions: [{ label: 'Details', callback: this._openPanel }]
       });
@@ -96,7 +114,7 @@ export class SubsidyNotifier {
       const shown = Notification.update({
         id: this._countdown,
         message: text,
-        type: 'warning',
+        type,
         autoClose: false
       });
       if (!shown) {
@@ -119,22 +137,88 @@ export class SubsidyNotifier {
     this._countdown = null;
   }
 
+  /**
+   * This server stopped answering: say why, from the hub's page when it knows (asked again on
+   * later failed polls until it does), else from the last `GET me`'s prediction; the notice
+   * is updated in place when the hub's sentence arrives after the prediction.
+   */
   private _announceStopped(): void {
-    const me = this._model.me;
-    const text = me ? stoppedNotice(me, Date.now()) : null;
-    if (text === null || this._stoppedShown) {
+    if (this._stopped?.fromHub) {
+      return;
+    }
+    this._show(afterStopNotice(null, this._model.me, Date.now()), false);
+    if (this._asking || this._hubAsks >= HUB_ASKS) {
+      return;
+    }
+    this._asking = true;
+    this._hubAsks += 1;
+    void hubStopSentence()
+      .then(sentence => {
+        if (sentence !== null && this._model.error !== null) {
+          this._show(
+            afterStopNotice(sentence, this._model.me, Date.now()),
+            true
+          );
+        }
+      })
+      .finally(() => {
+        this._asking = false;
+      });
+  }
+
+  private _show(text: string | null, fromHub: boolean): void {
+    if (text === null || this._stopped?.text === text) {
       return;
     }
     this._endCountdown();
-    this._stoppedShown = true;
-    Notification.error(text, { autoClose: false });
+    const id = this._stopped?.id;
+    const updated =
+      id !== undefined &&
+      Notification.update({
+        id,
+        message: text,
+        type: 'error',
+        autoClose: false
+      });
+    this._stopped = {
+      id: updated ? id : Notification.error(text, { autoClose: false }),
+      text,
+      fromHub
+    };
   }
 
   /** The toast shown per project, and the warning ids it announces. */
   private _toasts = new Map<string, { id: string; ids: string[] }>();
   private _countdown: string | null = null;
   private _timer: number | null = null;
-  private _stoppedShown = false;
+  /** The notice that this server stopped, once shown; null while it answers. */
+  private _stopped: { id: string; text: string; fromHub: boolean } | null =
+    null;
+  private _asking = false;
+  private _hubAsks = 0;
+}
+
+/**
+ * The hub home page's sentence on why the user's server last stopped (`#sh-stop`, from the
+ * service's record of the stop), or null when it shows none or cannot be read.
+ */
+async function hubStopSentence(): Promise<string | null> {
+  const url = URLExt.join(PageConfig.getOption('hubPrefix') || '/hub/', 'home');
+  try {
+    const response = await fetch(url, { credentials: 'same-origin' });
+    if (!response.ok) {
+      return null;
+    }
+    const page = new DOMParser().parseFromString(
+      await response.text(),
+      'text/html'
+    );
+    const stop = page.getElementById('sh-stop');
+    const sentence = stop?.querySelector('p') ?? stop;
+    return sentence?.textContent?.trim() || null;
+  } catch {
+    return null; // the hub is down too: the prediction, if any, stands
+  }
 }
 
 function loadSeen(): Record<string, string> {

@@ -4,8 +4,8 @@
 (:func:`subsidyhub.ledger.server_stops.stop_by_admin`): the session is charged to now, closed
 with reason ``admin`` and the note, and audited. The CLI has no hub token, so it does not
 reach the hub itself: the subsidy service's enforcer sees the admin's stop in the ledger within
-a second and asks the hub to stop the server
-(:func:`subsidyhub.ledger.enforcement.closed_in_ledger_only`).
+a second (:func:`subsidyhub.ledger.enforcement.closed_in_ledger_only`) and asks the hub to stop
+the server after ``metering.admin_stop_grace_seconds``, as for the admin page's Stop button.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def stop_server(
 ) -> None:
     """Stop a running server now: charge it, close it with reason 'admin' and the note.
 
-    The subsidy service asks the hub to stop the server within a second or two.
+    Charges end at once; the subsidy service asks the hub to stop the server after
+    metering.admin_stop_grace_seconds, the time its user is given to save their work.
 
     Example:
       subsidyhub server stop alice/gpu --note "left running over the holidays"
@@ -124,4 +125,8 @@ def stop_server(
         f"{format_money(parse_amount(totals['list']), currency)} list, "
         f"{format_money(parse_amount(totals['subsidy']), currency)} subsidy."
     )
-    typer.echo("The subsidy service asks the hub to stop the server within a few seconds.")
+    grace = run.settings.metering.admin_stop_grace_seconds
+    typer.echo(
+        f"Charges ended now; {user} is told why in JupyterLab, and the subsidy service asks the "
+        f"hub to stop the server {grace:g} s after this (metering.admin_stop_grace_seconds)."
+    )

@@ -70,6 +70,8 @@ class EnforcerState:
     pending_hub_stops: dict[tuple[str, str], str] = field(default_factory=dict)
     # Ledger-only stops already handed to the hub (ids), so each is asked for once.
     carried_stops: set[int] = field(default_factory=set)
+    # Admin stops in their grace: server → (its closed session, when to ask the hub, reason).
+    graced_stops: dict[tuple[str, str], tuple[int, int, str]] = field(default_factory=dict)
 
 
 class Enforcer:
@@ -93,6 +95,14 @@ class Enforcer:
         """Ask the hub again, each round until it confirms, to stop a server whose session
         is closed already (an admin's stop the hub did not answer)."""
         self.state.pending_hub_stops[(username, server_name)] = reason
+
+    def stop_after_grace(
+        self, username: str, server_name: str, session_id: int, reason: str, at_ms: int
+    ) -> None:
+        """Ask the hub to stop a server at ``at_ms``: an admin closed its session, and its user
+        has until then to save their work (JupyterLab tells them why at once)."""
+        self.state.graced_stops[(username, server_name)] = (session_id, at_ms, reason)
+        self._wake.set()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -148,6 +158,7 @@ class Enforcer:
             await self.enforce(state.plan.due)
             state.plan = await asyncio.to_thread(self._plan, self.clock())
             state.marker = await asyncio.to_thread(self._marker)
+        await asyncio.to_thread(self._end_graces, self.clock())
         await self._retry_hub_stops()
         if now >= state.next_reconcile_ms:
             await self.reconcile()
@@ -158,6 +169,7 @@ class Enforcer:
     def next_wake_ms(self) -> int:
         now = self.clock()
         candidates = [self.state.next_tick_ms, self.state.next_reconcile_ms, now + CHANGE_POLL_MS]
+        candidates += [at_ms for _id, at_ms, _reason in self.state.graced_stops.values()]
         if self.state.plan is not None and self.state.plan.next_due_ms is not None:
             candidates.append(self.state.plan.next_due_ms)
         return min(candidates)
@@ -208,17 +220,34 @@ class Enforcer:
         await self._retry_hub_stops()
 
     def _carry_ledger_stops(self, plan: Plan) -> None:
-        """Ask the hub, once per session, to stop servers an admin closed in the ledger."""
+        """Ask the hub, once per session and after the grace, to stop servers an admin closed
+        in the ledger (``subsidyhub server stop``)."""
+        grace_ms = int(self.settings.metering.admin_stop_grace_seconds * 1000)
         for order in plan.closed_running:
             if order.session_id not in self.state.carried_stops:
                 self.state.carried_stops.add(order.session_id)
-                self.state.pending_hub_stops[(order.username, order.server_name)] = order.reason
+                self.state.graced_stops.setdefault(
+                    (order.username, order.server_name),
+                    (order.session_id, order.due_ms + grace_ms, order.reason),
+                )
                 log.info(
                     "Stopping %s/%s of project %s: closed in the ledger by an admin",
                     order.username,
                     order.server_name,
                     order.project,
                 )
+
+    def _end_graces(self, now_ms: int) -> None:
+        """Graces that have run out become hub stops, unless the server was started again
+        since (its user stopped it and started a new one: that one is not the admin's)."""
+        for server, (session_id, at_ms, reason) in list(self.state.graced_stops.items()):
+            if at_ms > now_ms:
+                continue
+            del self.state.graced_stops[server]
+            with self.db.read() as session:
+                latest = admission.latest_session_id(session, *server)
+            if latest == session_id:
+                self.state.pending_hub_stops[server] = reason
 
     async def _retry_hub_stops(self) -> None:
         for (user, server_name), reason in list(self.state.pending_hub_stops.items()):
@@ -272,7 +301,12 @@ class Enforcer:
                 closed += await asyncio.to_thread(
                     self._close, row.session_id, admission.RECONCILED, row.seen_ms
                 )
-        unknown = [s for key, s in servers.items() if key not in known and s.pending != "spawn"]
+        # A server in an admin stop's grace has no open session, and is not unadmitted.
+        unknown = [
+            s
+            for key, s in servers.items()
+            if key not in known and key not in self.state.graced_stops and s.pending != "spawn"
+        ]
         for server in unknown:
             await self._handle_unadmitted(server)
         # Last, so that a server admitted just above from its own start counts as seen too.

@@ -3,7 +3,10 @@
 The ledger goes first: one write transaction charges the session to this instant, closes it
 with the admin's reason (``admin`` by default) and writes the audit entry naming the admin
 and their note (:mod:`subsidyhub.ledger.server_stops`).
-Then the hub is asked to stop the server with the service's own token; its ``post_stop``
+The server's user is then given ``metering.admin_stop_grace_seconds`` (or the request's
+``grace_seconds``) to save their work: JupyterLab shows them the stop and its note at once
+(``GET me``'s stops), and the enforcer asks the hub after the grace. With no grace, the
+hub is asked at once, with the service's own token; its ``post_stop``
 hook finds the session closed already (stops are idempotent), so the recorded reason stays
 the admin's. Should the hub not answer, the enforcer retries the stop each round, as it
 does for its own stops; without an enforcer the answer is a 503 saying the server still runs.
@@ -24,6 +27,7 @@ from subsidyhub.service.context import Context, ServiceContext
 from subsidyhub.service.hubclient import HubClient
 from subsidyhub.service.hubclient import HubUnavailable as HubNotAnswering
 from subsidyhub.service.schemas import AdminStopRequest, SessionId
+from subsidyhub.timeutil import iso
 
 router = APIRouter(tags=["sessions"])
 
@@ -64,10 +68,19 @@ async def stop_server_now(
         close_session, context, session_id, identity.actor, body.reason, body.note
     )
     answer = shapes.describe_stopped(stopped)
+    enforcer = getattr(request.app.state, "enforcer", None)
+    grace = body.grace_seconds
+    if grace is None:
+        grace = context.settings.metering.admin_stop_grace_seconds
+    if enforcer is not None and grace > 0:
+        at_ms = stopped.stopped_ms + int(grace * 1000)
+        enforcer.stop_after_grace(
+            stopped.username, stopped.server_name, stopped.session_id, body.reason, at_ms
+        )
+        return answer | {"hub": "scheduled", "hub_stop_at": iso(at_ms, exact=True)}
     try:
         await hub.stop_server(stopped.username, stopped.server_name)
     except HubNotAnswering:
-        enforcer = getattr(request.app.state, "enforcer", None)
         if enforcer is None:
             raise HubUnavailable(
                 f"Session {session_id} is closed and charged, but JupyterHub did not stop "

@@ -206,7 +206,8 @@ function stopButton(s, done) {
       class: "sh-danger",
       onclick: async (event) => {
         const note = prompt(
-          `Stop ${s.user}'s server ${s.server_name || "(default)"} now? Unsaved work in it is lost.\n` +
+          `Stop ${s.user}'s server ${s.server_name || "(default)"}? Charges end now; the user is told ` +
+            "why at once and the server stops after a short grace to save their work.\n" +
             "Why? The user sees this note.",
           "",
         );
