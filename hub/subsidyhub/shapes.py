@@ -214,6 +214,11 @@ class RecentStop(Shape):
     message: str = Field(description="What happened and what to do, for the server's owner.")
     current: bool = Field(description="No server of the caller's was started since this stop.")
     own: bool = Field(description="The owner asked for this stop (nothing to explain).")
+    hub_stop_at: Moment | None = Field(
+        None,
+        description="An admin's stop: when the hub stops the server (charges ended at "
+        "`stopped`); its user has until then to save their work.",
+    )
 
 
 class Me(Shape):

@@ -142,9 +142,12 @@ def test_spawn_page_prices_profiles_and_refusals_read_clearly(
     cpu = page.locator("label.sh-card[data-profile=cpu-small]")
     gpu = page.locator("label.sh-card[data-profile=gpu-1]")
     expect(cpu).to_contain_text("List price HK$1.40/h")
-    expect(cpu.locator(".sh-reason")).to_contain_text(f"Project {user} has HK$0.05 of subsidy left")
+    expect(cpu.locator(".sh-reason")).to_contain_text(
+        "Project Nearly empty lab has HK$0.05 of subsidy left"
+    )
     expect(gpu.locator(".sh-reason")).to_have_text(
-        f"Profile gpu-1 is not allowed in project {user}; allowed: cpu-small."
+        "Profile PyTorch · 1× H800 is not allowed in project Nearly empty lab; "
+        "allowed: CPU · 2 cores · 4 GiB."
     )
     # HK$0.05 at HK$0.98/h: 3 minutes, and the balance is what binds.
     expect(cpu.locator(".sh-left")).to_have_text("3 m left · project balance")
@@ -160,7 +163,7 @@ def test_spawn_page_prices_profiles_and_refusals_read_clearly(
     page.evaluate("document.getElementById('spawn_form').submit()")
     refusal = page.locator("#sh-refusal")
     expect(refusal).to_contain_text("Your server was not started")
-    expect(refusal).to_contain_text(f"Project {user} has HK$0.05 of subsidy left")
+    expect(refusal).to_contain_text("Project Nearly empty lab has HK$0.05 of subsidy left")
     expect(refusal).not_to_contain_text("SpawnException")
     page.screenshot(path=artifacts / "spawn-refusal.png", full_page=True)
 

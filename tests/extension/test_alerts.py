@@ -235,9 +235,11 @@ def admin_stop(ago: timedelta, **facts: Any) -> dict[str, Any]:
         "reason": "admin",
         "note": "maintenance at noon",
         "message": "Your server was stopped at 12:00 UTC: an administrator stopped it. The admin "
-        'wrote: "maintenance at noon" Ask the centre\'s admins if unsure why.',
+        'wrote: "maintenance at noon". Ask the centre\'s admins if unsure why.',
         "current": True,
         "own": False,
+        # metering.admin_stop_grace_seconds (20) after the stop, as the service says.
+        "hub_stop_at": iso(NOW - ago + timedelta(seconds=20)),
     } | facts
 
 
@@ -260,12 +262,12 @@ def test_an_admins_stop_of_this_server_is_counted_down_with_the_note(run_alerts)
         ["adminStopNotice", idle, now_ms],
         ["adminStopNotice", someone_else, now_ms],
     )
+    # What to do and when first: a toast shows only the first 140 characters.
     assert now == (
-        "Your server was stopped at 12:00 UTC: an administrator stopped it. The admin wrote: "
-        '"maintenance at noon" Ask the centre\'s admins if unsure why. Save your work now: '
-        "the server stops in 15 s."
+        "Save your work now: this server stops in 15 s because an administrator stopped it. "
+        'The admin wrote: "maintenance at noon"'
     )
-    assert overdue.endswith("Save your work now: the server is being stopped.")
+    assert overdue.startswith("Save your work now: this server is being stopped because")
     # Another server of hers, a stop she has started a server after, another reason, or a
     # lab that is not alice's (an admin viewing it): no alarm here.
     assert none == [None, None, None, None]

@@ -32,7 +32,8 @@ from .helpers import HubStack, HubUser
 HUB_CONFIG: dict[str, Any] = {
     "currency": "HKD",
     "subsidy_rate": 0.70,
-    "metering": {"interval_seconds": 1, "min_start_minutes": 15},
+    # An admin's stop waits 3 s for its user (not 20): tests see the grace, not wait it out.
+    "metering": {"interval_seconds": 1, "min_start_minutes": 15, "admin_stop_grace_seconds": 3},
     "prices": {"cpu_core": 0.50, "memory_gib": 0.10, "gpu": {"h800": 36.00}},
     "profiles": [
         {"slug": "cpu-small", "display_name": "CPU · 2 cores · 4 GiB", "cpu": 2, "memory_gib": 4},

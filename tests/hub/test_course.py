@@ -57,7 +57,7 @@ def test_an_enrolled_student_spawns_and_sees_their_allowance(hub: HubStack, tmp_
         refused = outsider.start_server("cpu-small", COURSE)
         assert refused.status_code == 403, refused.text
         assert refused.json()["message"] == (
-            f"outsider is not a member of project {COURSE}. Ask the project's manager to add "
+            "outsider is not a member of project Lab course. Ask the project's manager to add "
             "you, or pick one of your projects."
         )
         assert outsider.server() is None

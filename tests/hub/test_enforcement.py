@@ -106,8 +106,8 @@ def test_server_is_stopped_at_exhaustion_and_the_next_spawn_is_refused(
 
     again = carol.start_server("cpu-small")
     assert again.status_code == 403
-    assert "Project tiny has" in again.json()["message"]
-    assert "of subsidy left; cpu-small needs" in again.json()["message"]
+    assert "Project Tiny has no subsidy left" in again.json()["message"]
+    assert "left; CPU needs HK$" in again.json()["message"]
     # A refused start is no new server: the spawn page still says why the last one stopped.
     assert "project Tiny&#39;s subsidy ran out" in carol.http.get("/hub/spawn").text
 

@@ -92,7 +92,7 @@ def test_a_project_cap_that_refuses_anyway_is_named_rather_than_the_full_pool(
     dave = HubUser(hub, "dave")
     try:
         capped = refusal_message(dave, dave.start_server("gpu-1"))
-        assert capped.startswith("Project capped-gpus may use 0 GPUs at once"), capped
+        assert capped.startswith("Project Capped GPUs may use 0 GPUs at once"), capped
         assert dave.server() is None
 
         full = refusal_message(bob, bob.start_server("gpu-1"))

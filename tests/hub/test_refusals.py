@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 def member(hub: HubStack, request: pytest.FixtureRequest) -> Iterator[HubUser]:
     """A user named after the test, alone in a project of the same name (one per stack)."""
     name = request.node.originalname.removeprefix("test_").replace("_", "-")[:30].strip("-")
-    hub.admin("project", "create", name, "--name", f"Project {name}")
+    hub.admin("project", "create", name, "--name", f"Lab {name}")
     hub.admin("member", "add", name, name)
     user = HubUser(hub, name)
     try:
@@ -45,15 +45,15 @@ def test_tiny_balance(hub: HubStack, member: HubUser) -> None:
     # 15 minutes of cpu-small's subsidy (0.98/h) is 0.245: more than the project has.
     assert response.status_code == 403, response.text
     message = response.json()["message"]
-    assert message.startswith(f"Project {member.name} has HK$0.05 of subsidy left")
-    assert "cpu-small needs HK$0.24" in message and "top up" in message
+    assert message.startswith(f"Project Lab {member.name} has HK$0.05 of subsidy left")
+    assert "CPU · 2 cores · 4 GiB needs HK$0.24" in message and "top up" in message
     assert member.server() is None
 
     # The spawn page: no profile can start, so none is checked and Start is off, saying why.
     page = member.http.get("/hub/spawn").text
     assert " checked" not in page.split('class="sh-profiles"', 1)[1]
     assert re.search(r'<button type="submit"[^>]*disabled>Start</button>', page)
-    assert f"No profile can start in Project {member.name} now; each one above says why." in page
+    assert f"No profile can start in Lab {member.name} now; each one above says why." in page
     me = service_get(hub, "me", member.new_token()).json()
     assert me["sessions"] == []
 
@@ -66,7 +66,10 @@ def test_quota_cpu_only(hub: HubStack, member: HubUser) -> None:
 
     assert response.status_code == 403, response.text
     message = response.json()["message"]
-    assert message == f"Profile gpu-1 is not allowed in project {member.name}; allowed: cpu-small."
+    assert message == (
+        f"Profile PyTorch · 1× H800 is not allowed in project Lab {member.name}; "
+        "allowed: CPU · 2 cores · 4 GiB."
+    )
     assert member.server() is None
 
     # The spawn page says the same before anyone tries: the profile is disabled, with the reason.

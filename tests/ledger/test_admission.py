@@ -119,10 +119,10 @@ def test_refusal_writes_nothing_and_names_the_balance(ledger_db, settings):
         admit(ledger_db, settings, "alice", "gpu-1")
     assert refused.value.reason == "insufficient_balance"
     assert (
-        "Project demo has HK$3.20 of subsidy left; gpu-1 needs HK$8.12 for 15 minutes"
+        "Project Demo has HK$3.20 of subsidy left; PyTorch · 1× H800 needs HK$8.12 for 15 "
+        "minutes. Ask your project manager to top up, or pick CPU · 2 cores · 4 GiB."
         in refused.value.message
     )
-    assert "pick cpu-small" in refused.value.message
     with ledger_db.read() as session:
         assert session.scalar(select(func.count()).select_from(SpawnSession)) == 0
         assert session.scalar(select(func.count()).select_from(Hold)) == 0

@@ -53,7 +53,7 @@ def facts(reason, **overrides):
         (
             facts("admin", note="maintenance at 15:00"),
             "Your server was stopped at 14:32 UTC: an administrator stopped it. The admin "
-            'wrote: "maintenance at 15:00" Ask the centre\'s admins if unsure why.',
+            'wrote: "maintenance at 15:00". Ask the centre\'s admins if unsure why.',
         ),
         (
             facts("idle"),
@@ -136,10 +136,12 @@ def test_me_lists_recent_stops_with_the_admins_note_and_the_manager(ledger_db, s
         "message": None,
         "current": True,
         "own": False,
+        # The default 20 s of metering.admin_stop_grace_seconds after the stop.
+        "hub_stop_at": "2026-12-01T14:32:20Z",
     }
     assert stop["message"] == (
         "Your server was stopped at 14:32 UTC: an administrator stopped it. The admin wrote: "
-        '"disk maintenance" Ask the centre\'s admins if unsure why.'
+        '"disk maintenance". Ask the centre\'s admins if unsure why.'
     )
     # Started again: the stop is history, no longer news; a week on, it is gone.
     second = admit(ledger_db, settings, "cpu-small", at=AT_1432 + 2 * 60_000)

@@ -146,9 +146,9 @@ def test_refusal_names_the_balance_and_writes_nothing(service: Service) -> None:
     body = response.json()
     assert body["status"] == 403
     assert body["reason"] == "insufficient_balance"
-    assert "Project beta has HK$5.00 of subsidy left" in body["message"]
-    assert "gpu-2 needs HK$12.04" in body["message"]
-    assert "cpu-small" in body["message"]  # the cheaper profile that still fits
+    assert "Project Beta has HK$5.00 of subsidy left" in body["message"]
+    assert "PyTorch · 2× A100 needs HK$12.04" in body["message"]
+    assert "pick CPU · 2 cores · 4 GiB" in body["message"]  # the cheaper profile that fits
     assert sessions_and_holds(service) == before
 
     offers = service.ok("GET", "api/v1/users/carol/profiles", who="carol")

@@ -23,7 +23,7 @@ def test_an_admins_stop_with_a_note_is_explained_to_its_owner(service: Service) 
     )
     expected = (
         "Your server was stopped at 01:00 UTC: an administrator stopped it. The admin wrote: "
-        '"node maintenance until 18:00" Ask the centre\'s admins if unsure why.'
+        '"node maintenance until 18:00". Ask the centre\'s admins if unsure why.'
     )
     [mine] = service.ok("GET", "api/v1/me", who="alice")["stops"]
     assert (mine["reason"], mine["note"], mine["message"]) == (

@@ -163,3 +163,22 @@ def test_admitted_carries_hold_and_max_duration():
 def test_no_cheaper_alternative_says_top_up_only():
     decision = decide(replace(PROJECT, available=100), Quota(), Usage(), GPU)
     assert decision.message.endswith("Ask your project manager to top up.")
+
+
+def test_messages_name_projects_and_profiles_as_people_know_them():
+    named = replace(PROJECT, name="Demo Lab")
+    request = replace(GPU, names={"gpu-1": "PyTorch · 1× H800", "cpu-small": "CPU · 2 cores"})
+    decision = decide(replace(named, available=300_000), Quota(), Usage(), request)
+    assert decision.message == (
+        "Project Demo Lab has HK$0.30 of subsidy left; PyTorch · 1× H800 needs HK$8.12 for 15 "
+        "minutes. Ask your project manager to top up, or pick CPU · 2 cores."
+    )
+    refused = decide(named, Quota(profiles=["cpu-small"]), Usage(), request)
+    assert refused.message == (
+        "Profile PyTorch · 1× H800 is not allowed in project Demo Lab; allowed: CPU · 2 cores."
+    )
+
+
+def test_an_overdrawn_project_is_said_to_have_nothing_left():
+    decision = decide(replace(PROJECT, available=-10_000), Quota(), Usage(), GPU)
+    assert decision.message.startswith("Project demo has no subsidy left; gpu-1 needs HK$8.12")

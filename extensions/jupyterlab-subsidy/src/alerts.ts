@@ -27,12 +27,6 @@ const WARNING_AUTO_CLOSE_MS = 20_000;
 export const COUNTDOWN_FROM_MS = 30 * 60_000;
 /** A poll that fails this soon before a scheduled stop is taken to be that stop. */
 const STOP_SLACK_MS = 60_000;
-/**
- * How long after an admin's stop the hub stops the server (`enforcement.admin_stop_grace_seconds`,
- * its default): the ledger closes the session at once, so `GET me` lists the stop while the
- * server still runs, and this server counts the rest down.
- */
-export const ADMIN_STOP_GRACE_MS = 20_000;
 
 export type Severity = IWarning['severity'];
 
@@ -263,25 +257,22 @@ export function adminStop(me: IMe): IRecentStop | null {
 }
 
 /**
- * While an admin's stop of this server waits for the hub: its sentence (with the admin's
- * note) and the seconds left, "… Save your work now: the server stops in 18 s." Null when no
- * such stop holds.
+ * While an admin's stop of this server waits for the hub (the ledger closed the session at
+ * once, so `GET me` lists the stop while the server still runs): what to do and when first (a toast
+ * shows only its first 140 characters), then why, with the admin's note: "Save your work now:
+ * this server stops in 18 s because an administrator stopped it. The admin wrote: "…"". Null
+ * when no such stop holds.
  */
-export function adminStopNotice(
-  me: IMe,
-  nowMs: number,
-  graceMs: number = ADMIN_STOP_GRACE_MS
-): string | null {
+export function adminStopNotice(me: IMe, nowMs: number): string | null {
   const stop = adminStop(me);
   if (stop === null) {
     return null;
   }
-  const left = Date.parse(stop.stopped) + graceMs - nowMs;
-  const when =
-    left > 0
-      ? `the server stops in ${countdown(left)}`
-      : 'the server is being stopped';
-  return `${stop.message} Save your work now: ${when}.`;
+  // The service says when the hub stops it (`metering.admin_stop_grace_seconds` after).
+  const left = Date.parse(stop.hub_stop_at ?? stop.stopped) - nowMs;
+  const when = left > 0 ? `stops in ${countdown(left)}` : 'is being stopped';
+  const said = stop.note ? ` The admin wrote: "${stop.note}"` : '';
+  return `Save your work now: this server ${when} because an administrator stopped it.${said}`;
 }
 
 /**

@@ -29,8 +29,9 @@ import {
 import { SubsidyModel } from './model';
 
 const STORAGE_KEY = 'jupyterlab-subsidy:announced';
-/** How often the hub's page is asked why, while this server does not answer. */
-const HUB_ASKS = 5;
+/** The hub's page is asked why every 5 s for two minutes while this server does not answer. */
+const HUB_ASKS = 24;
+const HUB_ASK_INTERVAL_MS = 5_000;
 const TYPE = { info: 'info', warning: 'warning', critical: 'error' } as const;
 
 export class SubsidyNotifier {
@@ -154,11 +155,18 @@ export class SubsidyNotifier {
     this._hubAsks += 1;
     void hubStopSentence()
       .then(sentence => {
-        if (sentence !== null && this._model.error !== null) {
+        if (this._model.error === null) {
+          return; // the server answers again
+        }
+        if (sentence !== null) {
           this._show(
             afterStopNotice(sentence, this._model.me, Date.now()),
             true
           );
+        } else {
+          // The hub learns why a moment after the stop: ask again on its own clock, since
+          // the model's polls back off while the server is gone.
+          window.setTimeout(() => this._announceStopped(), HUB_ASK_INTERVAL_MS);
         }
       })
       .finally(() => {

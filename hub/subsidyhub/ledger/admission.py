@@ -138,6 +138,7 @@ def _facts(
         has_active_allocation=account.allocated > 0,
         is_member=member is not None,
         student=is_student(project.kind, member.role if member else None),
+        name=project.name,
     )
 
 
@@ -179,6 +180,7 @@ def evaluate(
         hold=hold,
         min_start_ms=settings.metering.min_start_ms,
         alternatives=alternatives,
+        names={p.slug: p.display_name for p in settings.profiles},
     )
     decision = decide(
         _facts(project, account, member, settings.currency),

@@ -208,5 +208,11 @@ def read_page(
         "limits": DECLARED_LIMITS,
         "projects": summaries,
         "sessions": [describe_session(row, row.slug, now_ms) for row in mine],
-        "stops": recent_stops(connection, username, list(memberships), now_ms),
+        "stops": recent_stops(
+            connection,
+            username,
+            list(memberships),
+            now_ms,
+            int(settings.metering.admin_stop_grace_seconds * 1000),
+        ),
     }

@@ -36,6 +36,12 @@ class ProjectFacts:
     is_member: bool
     # A course's student is told about their allowance, never the course's money.
     student: bool = False
+    # What people read: the project's display name (the slug when it has none).
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,11 @@ class SpawnRequest:
     hold: int
     min_start_ms: int
     alternatives: tuple[tuple[str, int], ...] = field(default=())
+    # Display names by profile slug, for messages (a slug without one is shown as itself).
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def name_of(self, profile: str) -> str:
+        return self.names.get(profile, profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,37 +82,38 @@ def _refuse(reason: str, message: str) -> Decision:
 
 def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRequest) -> Decision:
     """Apply the rules in a fixed order; the first that fails explains the refusal."""
-    slug, profile = project.slug, request.profile
+    # People read display names; the codes stay slugs.
+    project_name, profile = project.label, request.name_of(request.profile)
     if not project.is_member:
         return _refuse(
             "not_member",
-            f"{request.user} is not a member of project {slug}. "
+            f"{request.user} is not a member of project {project_name}. "
             "Ask the project's manager to add you, or pick one of your projects.",
         )
     if project.status != "active":
         return _refuse(
             "project_inactive",
-            f"Project {slug} is {project.status}; no new servers can start. "
+            f"Project {project_name} is {project.status}; no new servers can start. "
             "Contact the centre's admins to reactivate it.",
         )
     if not project.has_active_allocation:
         return _refuse(
             "no_allocation",
-            f"Project {slug} has no allocation valid today. "
+            f"Project {project_name} has no allocation valid today. "
             "Ask your project manager to request a new allocation.",
         )
     profiles = limits.get("profiles")
-    if profiles is not None and profile not in profiles:
+    if profiles is not None and request.profile not in profiles:
         return _refuse(
             "profile_not_allowed",
-            f"Profile {profile} is not allowed in project {slug}; "
-            f"allowed: {', '.join(sorted(profiles)) or 'none'}.",
+            f"Profile {profile} is not allowed in project {project_name}; "
+            f"allowed: {', '.join(sorted(request.name_of(p) for p in profiles)) or 'none'}.",
         )
     gpu_types = limits.get("gpu_types")
     if request.gpu_count and gpu_types is not None and request.gpu_type not in gpu_types:
         return _refuse(
             "gpu_type_not_allowed",
-            f"GPU type {request.gpu_type} is not allowed in project {slug}; "
+            f"GPU type {request.gpu_type} is not allowed in project {project_name}; "
             f"allowed: {', '.join(sorted(gpu_types)) or 'none'}.",
         )
     project_gpus = limits.get("project_max_gpus")
@@ -110,14 +122,14 @@ def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRe
         if project_gpus is not None and usage.project_gpus + request.gpu_count > project_gpus:
             return _refuse(
                 "project_gpu_cap",
-                f"Project {slug} may use {project_gpus} GPUs at once and "
+                f"Project {project_name} may use {project_gpus} GPUs at once and "
                 f"{usage.project_gpus} are in use; {profile} needs {request.gpu_count}. "
                 "Wait for a server to stop, or pick a CPU profile.",
             )
         if member_gpus is not None and usage.member_gpus + request.gpu_count > member_gpus:
             return _refuse(
                 "member_gpu_cap",
-                f"You may use {member_gpus} GPUs at once in project {slug} and "
+                f"You may use {member_gpus} GPUs at once in project {project_name} and "
                 f"have {usage.member_gpus} in use; {profile} needs {request.gpu_count}. "
                 "Stop one of your servers first.",
             )
@@ -129,7 +141,7 @@ def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRe
             return _refuse(
                 "weekly_gpu_hours",
                 f"You have used {format_hours(usage.member_gpu_ms_week, 1)} of your "
-                f"{format_hours(week_ms)} GPU-hours for the last 7 days in project {slug}; "
+                f"{format_hours(week_ms)} GPU-hours for the last 7 days in project {project_name}; "
                 f"{profile} needs {request.gpu_count} GPU for at least "
                 f"{request.min_start_ms // 60_000} minutes. Hours free up as the week rolls on.",
             )
@@ -138,20 +150,29 @@ def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRe
     if project.available < request.hold and project.student:
         return _refuse(
             "insufficient_balance",
-            f"Course {slug} has too little subsidy left to start {profile}. "
+            f"Course {project_name} has too little subsidy left to start {profile}. "
             "Ask your lecturer to top up the course, or pick a smaller profile.",
         )
     if project.available < request.hold:
-        cheaper = [slug_ for slug_, hold in request.alternatives if hold <= project.available]
+        cheaper = [slug for slug, hold in request.alternatives if hold <= project.available]
         advice = "Ask your project manager to top up"
-        advice += f", or pick {cheaper[0]}." if cheaper else "."
+        advice += f", or pick {request.name_of(cheaper[0])}." if cheaper else "."
         minutes = Decimal(request.min_start_ms) / 60_000
+        # An overdraft is the centre's matter; the person reads that nothing is left.
+        left = (
+            f"{format_money(project.available, project.currency)} of subsidy"
+            if project.available > 0
+            else "no subsidy"
+        )
         return _refuse(
             "insufficient_balance",
-            f"Project {slug} has {format_money(project.available, project.currency)} of subsidy "
-            f"left; {profile} needs {format_money(request.hold, project.currency)} for "
+            f"Project {project_name} has {left} left; {profile} needs {format_money(request.hold, project.currency)} for "
             f"{minutes.normalize():f} minutes. {advice}",
         )
     return Decision(
-        True, "admitted", f"Admitted {profile} in project {slug}.", request.hold, max_duration
+        True,
+        "admitted",
+        f"Admitted {profile} in project {project_name}.",
+        request.hold,
+        max_duration,
     )

@@ -101,7 +101,7 @@ def _cause(facts: StopFacts) -> str:
         case "project_closed":
             return f"{container} {name} was closed. Ask {_ask(facts)} which project to use now."
         case "admin":
-            said = f' The admin wrote: "{facts.note}"' if facts.note else ""
+            said = f' The admin wrote: "{facts.note.rstrip(".")}".' if facts.note else ""
             return f"an administrator stopped it.{said} Ask the centre's admins if unsure why."
         case "idle":
             return "it was idle for too long. Start it again when you need it."
@@ -171,13 +171,19 @@ LAST_START = select(func.max(SpawnSession.started_ms)).where(
 
 
 def recent_stops(
-    connection: Connection, username: str, project_ids: Sequence[int], now_ms: int
+    connection: Connection,
+    username: str,
+    project_ids: Sequence[int],
+    now_ms: int,
+    grace_ms: int = 0,
 ) -> list[dict[str, Any]]:
     """The user's stops of the last week in ``project_ids`` (their projects), newest first,
     each with its sentence (``RecentStop``).
 
     ``current`` marks a stop the person has not acted on: no server of theirs was started
     after it. The hub's pages show the newest current stop that the owner did not ask for.
+    ``grace_ms`` is ``metering.admin_stop_grace_seconds``: an admin's stop has the server
+    stopped by the hub that long after its charges ended (``hub_stop_at``).
     One small query; two more (the managers to ask, the last start) only when there are
     stops to explain.
     """
@@ -198,12 +204,13 @@ def recent_stops(
         managers.setdefault(project_id, []).append(manager)
     last_start_ms = connection.execute(LAST_START, parameters).scalar() or 0
     return [
-        describe_stop(row, managers.get(row.project_id, ()), now_ms, last_start_ms) for row in rows
+        describe_stop(row, managers.get(row.project_id, ()), now_ms, last_start_ms, grace_ms)
+        for row in rows
     ]
 
 
 def describe_stop(
-    row: Any, managers: Iterable[str], now_ms: int, last_start_ms: int
+    row: Any, managers: Iterable[str], now_ms: int, last_start_ms: int, grace_ms: int = 0
 ) -> dict[str, Any]:
     """A row of :data:`RECENT_STOPS` as ``GET me`` shows it."""
     reason = row.stop_reason or RECONCILED
@@ -227,6 +234,7 @@ def describe_stop(
         "message": stop_sentence(facts, now_ms),
         "current": last_start_ms <= row.stopped_ms,
         "own": reason in OWN_STOPS,
+        "hub_stop_at": iso(row.stopped_ms + grace_ms) if reason == ADMIN else None,
     }
 
 

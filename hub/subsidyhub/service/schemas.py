@@ -290,13 +290,6 @@ class SsoGroupsPut(Body):
 
 class AdminStopRequest(Body):
     reason: ReasonCode = "admin"
-    grace_seconds: float | None = Field(
-        None,
-        ge=0,
-        le=600,
-        description="Seconds the server's user gets to save their work before the hub stops "
-        "it (charges end at once). Default: metering.admin_stop_grace_seconds; 0 stops now.",
-    )
     note: str | None = Field(
         None,
         max_length=500,

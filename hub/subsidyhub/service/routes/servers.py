@@ -3,9 +3,9 @@
 The ledger goes first: one write transaction charges the session to this instant, closes it
 with the admin's reason (``admin`` by default) and writes the audit entry naming the admin
 and their note (:mod:`subsidyhub.ledger.server_stops`).
-The server's user is then given ``metering.admin_stop_grace_seconds`` (or the request's
-``grace_seconds``) to save their work: JupyterLab shows them the stop and its note at once
-(``GET me``'s stops), and the enforcer asks the hub after the grace. With no grace, the
+The server's user is then given ``metering.admin_stop_grace_seconds`` to save their work:
+JupyterLab shows them the stop and its note at once (``GET me``'s stops), and the enforcer
+asks the hub after the grace. With no grace, the
 hub is asked at once, with the service's own token; its ``post_stop``
 hook finds the session closed already (stops are idempotent), so the recorded reason stays
 the admin's. Should the hub not answer, the enforcer retries the stop each round, as it
@@ -69,9 +69,7 @@ async def stop_server_now(
     )
     answer = shapes.describe_stopped(stopped)
     enforcer = getattr(request.app.state, "enforcer", None)
-    grace = body.grace_seconds
-    if grace is None:
-        grace = context.settings.metering.admin_stop_grace_seconds
+    grace = context.settings.metering.admin_stop_grace_seconds
     if enforcer is not None and grace > 0:
         at_ms = stopped.stopped_ms + int(grace * 1000)
         enforcer.stop_after_grace(

@@ -34,5 +34,6 @@ def read_stops(name: UsernameParam, identity: CurrentIdentity, context: Context)
         project_ids = connection.scalars(
             select(Member.project_id).where(Member.username == name)
         ).all()
-        stops = recent_stops(connection, name, project_ids, now)
+        grace_ms = int(context.settings.metering.admin_stop_grace_seconds * 1000)
+        stops = recent_stops(connection, name, project_ids, now, grace_ms)
     return {"user": name, "stops": stops}
