@@ -597,7 +597,7 @@ def warnings_for(settings: Settings, project: Any, account: Account) -> list[dic
                     "code": "exhausted",
                     "severity": "critical",
                     "level": "critical",
-                    "message": f"Project {project.slug} has no subsidy left; "
+                    "message": f"Project {project.name} has no subsidy left; "
                     + (
                         "its servers are being stopped. "
                         if account.sessions
@@ -616,7 +616,7 @@ def warnings_for(settings: Settings, project: Any, account: Account) -> list[dic
                     "severity": "warning" if last else "info",
                     "level": "critical" if last else "warning",
                     "threshold": f"{fraction}",
-                    "message": f"Project {project.slug} has less than {percent}% of its allocation left "
+                    "message": f"Project {project.name} has less than {percent}% of its allocation left "
                     f"({format_money(account.balance, currency)} of {format_money(account.allocated, currency)}).",
                 }
             )
@@ -630,7 +630,7 @@ def warnings_for(settings: Settings, project: Any, account: Account) -> list[dic
                 "severity": "critical",
                 "level": "critical",
                 "at": iso(account.exhaustion_ms),
-                "message": f"Save your work: servers in project {project.slug} stop in {minutes} minutes "
+                "message": f"Save your work: servers in project {project.name} stop in {minutes} minutes "
                 f"(at {iso(account.exhaustion_ms)}) because the project's subsidy runs out.",
             }
         )

@@ -44,10 +44,10 @@ def test_warnings_follow_the_balance_down_to_a_stop_forecast(ledger_db, settings
     at_60 = summary_at(ledger_db, settings, T0 + 60 * 60_000)
     assert codes(at_60) == ["below_20_percent", "stop_soon"]
     assert at_60["warnings"][0]["message"] == (
-        "Project demo has less than 20% of its allocation left (HK$7.52 of HK$40.00)."
+        "Project Demo has less than 20% of its allocation left (HK$7.52 of HK$40.00)."
     )
     assert (
-        "Save your work: servers in project demo stop in 14 minutes"
+        "Save your work: servers in project Demo stop in 14 minutes"
         in at_60["warnings"][1]["message"]
     )
     at_72 = summary_at(ledger_db, settings, T0 + 72 * 60_000)
@@ -96,6 +96,6 @@ def test_each_warning_has_a_stable_id_and_a_severity(ledger_db, settings):
     assert [(w["id"], w["severity"]) for w in idle["warnings"]] == [("demo:exhausted", "critical")]
     # Nothing runs: nothing is being stopped, which is what the message must not claim.
     assert idle["warnings"][0]["message"] == (
-        "Project demo has no subsidy left; no server can start in it. "
+        "Project Demo has no subsidy left; no server can start in it. "
         "Ask your project manager to top up."
     )
