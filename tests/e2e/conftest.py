@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from subsidyhub.ledger import admission
+from subsidyhub.ledger.db import Database, now_ms
+from subsidyhub.settings import load_settings
 from tests.hub.conftest import hub_config
 from tests.hub.helpers import HubStack
 
@@ -87,3 +91,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
         yield running.start()
     finally:
         running.close()
+
+
+def finished_job(
+    stack: HubStack, user: str, profile: str, hours: Decimal, *, ended_ago_ms: int
+) -> None:
+    """A job of ``profile`` for ``hours`` in ``user``'s project (named like them) that ended
+    ``ended_ago_ms`` ago, charged by the ledger's own admission and stop, as the hub's stop
+    hook has it charged."""
+    ended = now_ms() - ended_ago_ms
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
+        settings = load_settings(stack.config_path)
+        db = Database(settings.resolved_database_url())
+    try:
+        with db.write() as session:
+            admitted = admission.admit(
+                session,
+                settings,
+                username=user,
+                project_slug=user,
+                profile_slug=profile,
+                server_name=f"job-{ended}",
+                now_ms=ended - int(hours * 3_600_000),
+            )
+        with db.write() as session:
+            admission.stop(session, admitted.session_id, now_ms=ended, reason="stopped")
+    finally:
+        db.dispose()

@@ -33,9 +33,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from jupyterlab_subsidy.figures import status_line
-from subsidyhub.ledger import admission
-from subsidyhub.ledger.db import Database, now_ms
-from subsidyhub.settings import load_settings
+from tests.e2e.conftest import finished_job
 from tests.hub.helpers import HubStack, HubUser, service_get
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
@@ -57,35 +55,10 @@ def project_for(stack: HubStack, user: str, amount: str) -> None:
     stack.admin("member", "add", user, user)
 
 
-def finished_job(stack: HubStack, user: str, hours: Decimal, *, ended_ago_ms: int) -> None:
-    """A gpu-1 job of ``hours`` in ``user``'s project that ended ``ended_ago_ms`` ago, charged
-    by the ledger's own stop, as the hub's stop hook has it charged."""
-    ended = now_ms() - ended_ago_ms
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
-        settings = load_settings(stack.config_path)
-        db = Database(settings.resolved_database_url())
-    try:
-        with db.write() as session:
-            admitted = admission.admit(
-                session,
-                settings,
-                username=user,
-                project_slug=user,
-                profile_slug="gpu-1",
-                server_name=f"job-{ended}",
-                now_ms=ended - int(hours * HOUR_MS),
-            )
-        with db.write() as session:
-            admission.stop(session, admitted.session_id, now_ms=ended, reason="stopped")
-    finally:
-        db.dispose()
-
-
 def spend_down_to(stack: HubStack, user: str, balance: Decimal, target: Decimal) -> None:
     """A job that just finished, long enough to leave about ``target`` of ``balance``."""
     hours = (balance - target) / GPU_1_SUBSIDY_PER_HOUR
-    finished_job(stack, user, hours, ended_ago_ms=60_000)
+    finished_job(stack, user, "gpu-1", hours, ended_ago_ms=60_000)
 
 
 def poll_every_two_seconds(stack: HubStack, user: str) -> None:
@@ -173,7 +146,9 @@ def test_balance_in_jupyterlab_widget_and_warnings(
 ) -> None:
     slug = researcher.name
     job_day = (datetime.now(UTC) - timedelta(hours=3)).date().isoformat()  # the charge's UTC day
-    finished_job(stack, slug, Decimal(2), ended_ago_ms=HOUR_MS)  # 2 h × HK$32.48 of subsidy
+    finished_job(
+        stack, slug, "gpu-1", Decimal(2), ended_ago_ms=HOUR_MS
+    )  # 2 h × HK$32.48 of subsidy
     poll_every_two_seconds(stack, slug)
     token = researcher.new_token("tests/e2e")
 

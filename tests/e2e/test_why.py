@@ -35,10 +35,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from subsidyhub.ledger import admission
-from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.money import format_money, parse_amount
-from subsidyhub.settings import load_settings
+from tests.e2e.conftest import finished_job
 from tests.e2e.test_jupyterlab import log_in, poll_every_two_seconds, toast
 from tests.hub.helpers import HubStack, HubUser, service_get
 
@@ -102,31 +100,6 @@ def no_overprecise_money(page: Page, where: str) -> None:
     assert not OVERPRECISE.findall(text), (where, OVERPRECISE.findall(text))
 
 
-def spend(stack: HubStack, user: str, amount: Decimal) -> None:
-    """A cpu-small job of ``user`` in their project that cost ``amount`` of subsidy and ended a
-    minute ago, charged by the ledger's own admission and stop."""
-    ended = now_ms() - 60_000
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
-        settings = load_settings(stack.config_path)
-        db = Database(settings.resolved_database_url())
-    try:
-        with db.write() as session:
-            admitted = admission.admit(
-                session,
-                settings,
-                username=user,
-                project_slug=user,
-                profile_slug="cpu-small",
-                server_name=f"job-{ended}",
-                now_ms=ended - int(amount / SUBSIDY_PER_HOUR * 3_600_000),
-            )
-        with db.write() as session:
-            admission.stop(session, admitted.session_id, now_ms=ended, reason="stopped")
-    finally:
-        db.dispose()
-
-
 def project(stack: HubStack, slug: str, amount: str, *members: str) -> None:
     since = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="seconds")
     stack.admin("project", "create", slug, "--name", f"Lab {slug}")
@@ -166,7 +139,8 @@ def test_every_stop_is_explained_before_and_after(
     project(stack, cap, "100000", cap)
     stack.admin("quota", "set", cap, "--max-session-hours", "0.02")
     project(stack, admin, "100000", admin)
-    spend(stack, admin, Decimal(85000))  # below 20% of the allocation: a warning holds
+    # A job that cost 85,000 of subsidy: below 20% of the allocation, a warning holds.
+    finished_job(stack, admin, "cpu-small", Decimal(85000) / SUBSIDY_PER_HOUR, ended_ago_ms=60_000)
     users = {name: HubUser(stack, name) for name in (tiny, admin, cap)}
     pages: list[Page] = []
     try:
