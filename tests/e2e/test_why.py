@@ -202,6 +202,12 @@ def test_every_stop_is_explained_before_and_after(
             f"UTC: project Lab {tiny}'s subsidy ran out", timeout=90_000
         )
         shots(tiny_lab, "1-exhaustion-after")
+        # JupyterLab's own "server unavailable" dialog says why too, not just "Restart?".
+        dialog = tiny_lab.locator(".jp-Dialog-content")
+        expect(dialog).to_contain_text("Your server has stopped", timeout=60_000)
+        expect(dialog).to_contain_text(f"project Lab {tiny}'s subsidy ran out")
+        expect(tiny_lab.get_by_text("Server unavailable or unreachable")).to_have_count(0)
+        shots(tiny_lab, "1-exhaustion-dialog")
         expect(toast(cap_lab, "Your server was stopped at")).to_contain_text(
             "it reached the longest session", timeout=90_000
         )

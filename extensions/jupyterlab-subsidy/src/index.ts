@@ -4,12 +4,14 @@
  * server's `subsidy/` server extension (see jupyterlab_subsidy/routes.py).
  */
 import {
+  IConnectionLost,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { connectionLost } from './connectionlost';
 import { SubsidyModel } from './model';
 import { SubsidyNotifier } from './notify';
 import { SubsidyPanel, coinIcon } from './panel';
@@ -20,17 +22,20 @@ const OPEN_PANEL = 'subsidy:open-panel';
 /** A warning reaches an open page within this poll, the server's cache and the service's. */
 const DEFAULT_REFRESH_SECONDS = 5;
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const plugin: JupyterFrontEndPlugin<IConnectionLost> = {
   id: PLUGIN_ID,
   description:
-    'Balance, burn rate, time left and warnings of SubsidyHub projects.',
+    'Balance, burn rate, time left and warnings of SubsidyHub projects; why a server stopped.',
   autoStart: true,
+  requires: [JupyterFrontEnd.IPaths],
   optional: [IStatusBar, ISettingRegistry],
+  provides: IConnectionLost,
   activate: (
     app: JupyterFrontEnd,
+    paths: JupyterFrontEnd.IPaths,
     statusBar: IStatusBar | null,
     settingRegistry: ISettingRegistry | null
-  ) => {
+  ): IConnectionLost => {
     const model = new SubsidyModel(DEFAULT_REFRESH_SECONDS);
     const panel = new SubsidyPanel(model);
     app.shell.add(panel, 'right', { rank: 900 });
@@ -68,6 +73,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
           console.error('jupyterlab-subsidy: cannot load settings', reason);
         });
     }
+    return connectionLost(
+      paths.urls.hubPrefix ?? '',
+      paths.urls.base,
+      model,
+      command => app.commands.execute(command)
+    );
   }
 };
 

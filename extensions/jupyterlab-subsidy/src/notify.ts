@@ -210,7 +210,7 @@ export class SubsidyNotifier {
  * The hub home page's sentence on why the user's server last stopped (`#sh-stop`, from the
  * service's record of the stop), or null when it shows none or cannot be read.
  */
-async function hubStopSentence(): Promise<string | null> {
+export async function hubStopSentence(): Promise<string | null> {
   const url = URLExt.join(PageConfig.getOption('hubPrefix') || '/hub/', 'home');
   try {
     const response = await fetch(url, { credentials: 'same-origin' });
