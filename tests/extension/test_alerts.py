@@ -129,7 +129,7 @@ def test_alarms_only_where_a_server_runs_once_per_condition(run_alerts):
         ("gpu", "critical", False),
     ]
     assert first["alerts"][1]["ids"] == ["gpu:below_5_percent", "gpu:stop_soon"]
-    assert first["alerts"][1]["message"].startswith("Save your work: servers in project gpu")
+    assert first["alerts"][1]["message"].startswith("Save your work: servers in project GPU Pool")
     assert sorted(first["seen"]) == [
         "alice/demo:below_20_percent",
         "alice/gpu:below_5_percent",

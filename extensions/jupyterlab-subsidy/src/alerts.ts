@@ -116,7 +116,7 @@ function alertFor(project: IProject, fresh: IWarning[]): IAlert {
     message: fresh
       .slice()
       .sort((a, b) => RANK[b.severity] - RANK[a.severity])
-      .map(w => warningText(project, w))
+      .map(w => warningText(project, w, true))
       .join(' '),
     autoClose:
       severity === 'critical'

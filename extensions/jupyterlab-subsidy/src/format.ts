@@ -176,9 +176,18 @@ export function ownSession(me: IMe): ISession | null {
  * A warning as people read it: the service's message, except that a stop forecast gives the
  * stop's local time rather than the service's UTC timestamp.
  */
-export function warningText(project: IProject, warning: IWarning): string {
+export function warningText(
+  project: IProject,
+  warning: IWarning,
+  alarm = false
+): string {
   if (warning.code === 'stop_soon' && warning.at) {
-    return `Save your work: servers in project ${project.slug} stop at ${clock(warning.at)} because its subsidy runs out.`;
+    // An alarm goes to someone with a server there; the panel also lists projects where the
+    // reader runs nothing, so it only says what happens.
+    const servers = `servers in project ${project.name} stop at ${clock(warning.at)} because its subsidy runs out.`;
+    return alarm
+      ? `Save your work: ${servers}`
+      : `${servers[0].toUpperCase()}${servers.slice(1)}`;
   }
   return warning.message;
 }
