@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,6 +138,11 @@ def main() -> None:
     # Everything alive now (modules, metadata, settings) lives as long as the process: keep it
     # out of the garbage collector's full scans, which otherwise recur during every tick.
     gc.freeze()
+    # The hub stops a managed service with SIGINT first (LocalProcessSpawner), as Ctrl-C does:
+    # uvicorn shuts down cleanly and then raises the signal again; with the default action
+    # the process ends there, not in asyncio's KeyboardInterrupt with a cancelled lifespan's
+    # traceback in the hub's log.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     # uvicorn's own access log would print query strings; the app logs requests itself.
     uvicorn.run(
         app, host=environment.host, port=environment.port, access_log=False, log_config=None
