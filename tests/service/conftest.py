@@ -38,3 +38,11 @@ def service(
     )
     with serve(app) as base_url, httpx.Client(base_url=base_url + PREFIX, timeout=30) as http:
         yield Service(http, tokens, jupyterhub.service_token, clock, ledger_db, settings, app)
+
+
+@pytest.fixture
+def browser(service: Service) -> Iterator[Service]:
+    """The service with a cookie jar that starts empty (httpx keeps Set-Cookie like a browser)."""
+    service.http.cookies.clear()
+    yield service
+    service.http.cookies.clear()

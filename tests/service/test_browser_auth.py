@@ -9,7 +9,6 @@ and PostgreSQL. The browser's part (following redirects, keeping cookies) is pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -58,21 +57,13 @@ def hub_code(hub: TestHub, username: str, state: str) -> str:
     return query["code"][0]
 
 
-def sign_in(service: Service, hub: TestHub, username: str) -> httpx.Response:
+def sign_in(service: Service, hub: TestHub, username: str, page: str = "admin/") -> httpx.Response:
     """The whole dance: the page sends us to the hub, the hub's code comes back to the callback."""
-    start = service.http.get("admin/")
+    start = service.http.get(page)
     assert start.status_code == 302
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
     code = hub_code(hub, username, state)
     return service.http.get("oauth_callback", params={"code": code, "state": state})
-
-
-@pytest.fixture
-def browser(service: Service) -> Iterator[Service]:
-    """The service with a cookie jar that starts empty (httpx keeps Set-Cookie like a browser)."""
-    service.http.cookies.clear()
-    yield service
-    service.http.cookies.clear()
 
 
 def cookie_header(response: httpx.Response, name: str) -> str:

@@ -7,8 +7,7 @@ GET projects/SLUG/member-use; those answers are checked here for the people who 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -17,24 +16,9 @@ from subsidyhub.service.browser_auth import CSRF_COOKIE, CSRF_HEADER, NEXT_COOKI
 from subsidyhub.testing.hub import TestHub
 
 from .helpers import Service, seed
-from .test_browser_auth import CALLBACK, hub_code
+from .test_browser_auth import CALLBACK, sign_in
 
 pytestmark = pytest.mark.hub
-
-
-def sign_in_at(service: Service, hub: TestHub, username: str, page: str) -> httpx.Response:
-    start = service.http.get(page)
-    assert start.status_code == 302
-    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
-    code = hub_code(hub, username, state)
-    return service.http.get("oauth_callback", params={"code": code, "state": state})
-
-
-@pytest.fixture
-def browser(service: Service) -> Iterator[Service]:
-    service.http.cookies.clear()
-    yield service
-    service.http.cookies.clear()
 
 
 def read(service: Service, path: str) -> httpx.Response:
@@ -56,7 +40,7 @@ def test_a_member_signs_in_at_the_root_and_comes_back_to_the_usage_page(
     )
     browser.http.cookies.clear()
 
-    signed_in = sign_in_at(browser, jupyterhub, "alice", "")
+    signed_in = sign_in(browser, jupyterhub, "alice", "")
     assert signed_in.status_code == 302, signed_in.text
     assert signed_in.headers["location"] == "/services/subsidy/"
     page = browser.http.get("")
@@ -82,7 +66,7 @@ def test_a_manager_sees_the_members_use(browser: Service, jupyterhub: TestHub) -
         status=201,
         json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"},
     )
-    assert sign_in_at(browser, jupyterhub, "bob", "").headers["location"] == ("/services/subsidy/")
+    assert sign_in(browser, jupyterhub, "bob", "").headers["location"] == ("/services/subsidy/")
     used = read(browser, "api/v1/projects/alpha/member-use")
     assert used.status_code == 200, used.text
     members = {m["username"]: m for m in used.json()["members"]}
@@ -94,5 +78,5 @@ def test_a_manager_sees_the_members_use(browser: Service, jupyterhub: TestHub) -
 
 
 def test_the_admin_page_still_comes_back_to_itself(browser: Service, jupyterhub: TestHub) -> None:
-    signed_in = sign_in_at(browser, jupyterhub, "centre-admin", "admin/")
+    signed_in = sign_in(browser, jupyterhub, "centre-admin", "admin/")
     assert signed_in.headers["location"] == "/services/subsidy/admin/"

@@ -158,7 +158,8 @@ class Enforcer:
             await self.enforce(state.plan.due)
             state.plan = await asyncio.to_thread(self._plan, self.clock())
             state.marker = await asyncio.to_thread(self._marker)
-        await asyncio.to_thread(self._end_graces, self.clock())
+        if state.graced_stops:
+            await asyncio.to_thread(self._end_graces, self.clock())
         await self._retry_hub_stops()
         if now >= state.next_reconcile_ms:
             await self.reconcile()
