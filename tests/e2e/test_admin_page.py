@@ -137,8 +137,15 @@ def test_an_admin_runs_a_project_from_the_page(
         started = erin.start_server("cpu-small", project=SLUG)
         assert started.status_code in (201, 202), started.text
         erin.wait_ready()
-        page.reload()
         server = page.locator("#sh-servers tbody tr[data-session]")
+        # The page lists what the service answered when it loaded: reload until it is there.
+
+        def listed() -> bool:
+            page.reload()
+            page.wait_for_selector("#sh-servers")
+            return server.count() > 0
+
+        poll(listed, timeout=60, what="erin's server listed on the project's page")
         expect(server).to_contain_text("erin")
         expect(server).to_contain_text("cpu-small")
         page.screenshot(path=artifacts / "admin-project.png", full_page=True)
