@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.audit import entries
-from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.ledger.migrate import alembic_config, current_revision, head_revision, upgrade
 from subsidyhub.ledger.models import Base, PriceVersion
 
 from .helpers import T0
@@ -20,6 +20,18 @@ def test_migrations_match_models(ledger_db):
     with ledger_db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_file_names_give_alembics_line_of_revisions(ledger_db):
+    """``head_revision`` reads file names; Alembic must see the same head and a single line."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_heads() == [head_revision()]
+    for script in scripts.walk_revisions():
+        assert script.path.rsplit("/", 1)[-1].startswith(f"{script.revision}_")
+    with ledger_db.engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
 
 
 def test_upgrade_is_idempotent_and_seeds_prices_once(ledger_db, settings):

@@ -12,13 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from subsidyhub.ledger.db import Database
-from subsidyhub.ledger.migrate import upgrade
+from subsidyhub.ledger.migrate import MigrationFailed, current_revision, upgrade
 from subsidyhub.settings import DATA_DIR_ENV, Settings, load_settings
 
 ACTOR_ENV = "SUBSIDYHUB_ACTOR"
@@ -82,7 +80,7 @@ def _require_sqlite_file(url: str) -> None:
 def _revision(db: Database) -> str | None:
     """The schema revision stamped in the database; ``None`` when no ledger was ever made there."""
     with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return current_revision(connection)
 
 
 @dataclass
@@ -126,7 +124,7 @@ class Invocation:
                     db.dispose()
                     raise CliError(no_ledger_message(display_url(url)))
                 upgrade(db, self.settings)
-            except (SQLAlchemyError, CommandError) as error:
+            except (SQLAlchemyError, MigrationFailed) as error:
                 db.dispose()
                 raise CliError(
                     f"cannot open the database {display_url(url)}: {_reason(error)}"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from alembic.runtime.migration import MigrationContext
 
 from subsidyhub.cli.context import Invocation, display_url
 from subsidyhub.ledger import prices
 from subsidyhub.ledger.db import now_ms
+from subsidyhub.ledger.migrate import current_revision
 from subsidyhub.settings import config_path
 from subsidyhub.timeutil import iso
 
@@ -25,7 +25,7 @@ def upgrade(ctx: typer.Context) -> None:
     run: Invocation = ctx.obj
     db = run.database(create=True)
     with db.engine.connect() as connection:
-        revision = MigrationContext.configure(connection).get_current_revision()
+        revision = current_revision(connection)
     with db.read() as session:
         version = prices.current_version(session, now_ms())
     typer.echo(f"config: {config_path(run.config)}")

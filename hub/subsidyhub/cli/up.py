@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from subsidyhub.cli.context import CliError
-from subsidyhub.launcher import LaunchError, run_foreground
 
 
 def up(
@@ -43,6 +42,9 @@ def up(
     Prints the URL and how to log in. The demo password is $SUBSIDYHUB_DEMO_PASSWORD, or a new
     one printed at start.
     """
+    # Imported here: the launcher brings JupyterHub, which no other command needs.
+    from subsidyhub.launcher import LaunchError, run_foreground
+
     config = ctx.obj.config if ctx.obj is not None else None
     try:
         code = run_foreground(
