@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/de
 # (docs/testing.md). `make test PYTEST_ARGS=...` replaces these, e.g. `-n 0 -k outage`.
 PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 ))) --dist loadfile
 
-.PHONY: install up test lint format bench clean images-smoke-venv images-lock k8s-hub-venv api-spec
+.PHONY: install up test lint format bench clean images images-smoke-venv images-lock k8s-hub-venv api-spec
 
 # The JupyterLab extension every user's server loads (built with npm by hatch-jupyter-builder).
 EXT := extensions/jupyterlab-subsidy
@@ -47,13 +47,24 @@ $(SMOKE_VENV)/.installed: images/tests/host-requirements.txt
 	$(SMOKE_VENV)/bin/python -m pip install -q -r images/tests/host-requirements.txt
 	touch $@
 
+# The catalog's notebook images (images/README.md), built from Debian's packages and PyPI in a
+# private dockerd whose data stays in the image cache; tests/images and tests/docker run them.
+# An admin with a registry: `make images IMAGE_ARGS="--engine env --push"` (the pinned Debian).
+# Where no private engine can run (dockerd, mmdebstrap, root), `make test` leaves this out and
+# the tests that need the images say so in their skip reason.
+IMAGES ?= base pytorch
+IMAGE_ARGS ?= --engine private --debian trixie
+IMAGES_HERE := $(shell [ "$$(id -u)" = 0 ] && command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null && echo yes)
+images: install
+	$(BIN)/python -m subsidyhub.imagebuild $(IMAGE_ARGS) --vcs-ref "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" $(IMAGES)
+
 # Re-lock the images' requirements after editing a requirements.in or pyproject's dependencies
 # (needs uv; see images/README.md).
 images-lock:
 	cd images && for image in base pytorch edge; do \
 	  case $$image in base) ins="base/requirements.in";; pytorch) ins="base/requirements.in pytorch/requirements.in";; \
 	    edge) ins="base/requirements.in pytorch/requirements.in edge/requirements.in";; esac; \
-	  uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
+	  uv pip compile --python-version 3.13 --python-platform x86_64-manylinux_2_28 --no-header --quiet --generate-hashes \
 	    $$ins -o $$image/requirements.lock; done
 	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header --quiet \
 	  --generate-hashes pyproject.toml -o images/service/requirements.lock
@@ -90,7 +101,7 @@ up: install
 	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
 
-test: install images-smoke-venv $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv)
+test: install images-smoke-venv $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv) $(if $(IMAGES_HERE),images)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from subsidyhub.catalog import Catalog, load_catalog
+from subsidyhub.dockerd import PrivateDockerd, unavailable
+from subsidyhub.imagebuild import IMAGES, default_cache
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.netutil import free_port
@@ -222,6 +225,26 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHub]:
 def tokens(jupyterhub: TestHub) -> dict[str, str]:
     """One full-permission token per user, minted through the hub's REST API."""
     return {name: jupyterhub.token_for(name) for name in (*USERS, HUB_ADMIN)}
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The repository's image catalog (images/catalog.yaml)."""
+    return load_catalog(IMAGES / "catalog.yaml")
+
+
+@pytest.fixture(scope="session")
+def image_engine() -> Iterator[PrivateDockerd]:
+    """The private Docker engine that ``make images`` built the catalog's images in
+    (:mod:`subsidyhub.imagebuild`), shared with other xdist workers while they need it."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"the built notebook images need a Docker engine: {reason}")
+    engine = PrivateDockerd(default_cache() / "docker").start()
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def _weight(item: pytest.Item) -> int:

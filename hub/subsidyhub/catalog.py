@@ -66,9 +66,12 @@ class Strict(BaseModel):
 
 
 class BaseImage(Strict):
-    image: str = Field(min_length=1, description="The official NVIDIA base, e.g. nvidia/cuda:…")
-    cuda: Version = Field(description="CUDA major.minor of the base image.")
-    cudnn: Version = Field(description="cuDNN major version of the base image.")
+    image: str = Field(
+        min_length=1,
+        description="The operating system image it builds FROM, pinned by digest "
+        "(debian:trixie-slim@sha256:…).",
+    )
+    os: str = Field(min_length=1, description="What that is, for people: 'Debian 13 (trixie)'.")
 
 
 # The oldest NVIDIA driver branch that runs each CUDA major (NVIDIA's CUDA compatibility table:
@@ -94,7 +97,17 @@ class CatalogImage(Strict):
         None,
         description="Folder under images/ it is built from; unset for images kept only to be named.",
     )
+    parent: str | None = Field(
+        None,
+        description="name:tag of the catalog image it builds on (FROM); unset when it builds on "
+        "the operating system image `base.image`.",
+    )
     base: BaseImage
+    cuda: Version = Field(
+        description="CUDA major.minor the image's GPU code is built for (its framework wheels "
+        "bring the runtime); it decides the lowest NVIDIA driver a GPU node needs."
+    )
+    cudnn: Version | None = Field(None, description="cuDNN major version, where the image has it.")
     python: Version
     packages: dict[PackageName, Version] = Field(min_length=1)
     gpu_types: tuple[Slug, ...] = Field(min_length=1)
@@ -129,6 +142,11 @@ class Catalog(Strict):
             seen.add(image.ref)
         by_ref = {image.ref: image for image in self.images}
         for index, image in enumerate(self.images):
+            parent = by_ref.get(image.parent) if image.parent else None
+            if image.parent and (parent is None or parent.build is None):
+                raise ValueError(
+                    f"images[{index}].parent: {image.parent!r} is not an image built here"
+                )
             if image.replaced_by is None:
                 continue
             target = by_ref.get(image.replaced_by)

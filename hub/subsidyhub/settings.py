@@ -552,7 +552,7 @@ def _check_profile_images(settings: Settings, source: str) -> None:
         try:
             image = catalog.check_usable(profile.image, profile.gpu_type)
             if profile.gpus and settings.kubernetes.driver_major_label:
-                minimum_driver_major(image.base.cuda)
+                minimum_driver_major(image.cuda)
         except ValueError as error:
             raise ConfigError(source, f"profiles[{index}].image", str(error)) from None
     settings._catalog = catalog

@@ -1,11 +1,11 @@
 """SubsidyDockerSpawner against a real Docker engine: real containers reaching the real hub.
 
-Real components: Debian's ``dockerd`` (a private one per module, :class:`ThrowawayDockerd`,
-with host networking because it runs without a bridge), the ``subsidyhub up`` stack with
-``backend: docker`` (JupyterHub, the npm proxy, the subsidy service) and
-``jupyterhub-singleuser`` inside the container. No registry can be reached here, so the image is
-imported from a root filesystem holding this machine's Python and the single-user server
-(:mod:`subsidyhub.testing.rootfs`). The declared GPU pool (``docker.gpus: ["0"]``) names a GPU
+Real components: Debian's ``dockerd`` (the private engine of the image cache,
+:class:`~subsidyhub.dockerd.PrivateDockerd`, with host networking because it runs without a
+bridge), the ``subsidyhub up`` stack with ``backend: docker`` (JupyterHub, the npm proxy, the
+subsidy service), and the catalog's PyTorch image as ``make images`` built it, running
+``jupyterhub-singleuser`` and the jupyterlab-subsidy extension that reads the balance from the
+service. The declared GPU pool (``docker.gpus: ["0"]``) names a GPU
 this machine does not have: the GPU profile's device request then fails at container start,
 as on any host without the NVIDIA Container Toolkit, and the test checks what the person is
 told and that nothing is left behind.
@@ -19,32 +19,44 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from subsidyhub.testing.dockerd import ThrowawayDockerd, unavailable
+from subsidyhub.catalog import Catalog
+from subsidyhub.dockerd import PrivateDockerd
 from tests.hub.conftest import hub_config
 from tests.hub.helpers import HubStack, HubUser, poll, service_get
+from tests.images.test_built_images import reference
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 GIB = 1024**3
 
 
+USERS = ("alice", "bob")
+
+
+def remove_user_containers(dockerd: PrivateDockerd) -> None:
+    """The engine's data is kept between runs: start and end without these users' servers."""
+    with dockerd.client() as client:
+        for name in USERS:
+            for container in client.containers.list(all=True, filters={"name": f"jupyter-{name}"}):
+                container.remove(force=True)
+            for volume in client.volumes.list(filters={"name": f"subsidyhub-user-{name}"}):
+                volume.remove(force=True)
+
+
 @pytest.fixture(scope="module")
-def dockerd() -> Iterator[ThrowawayDockerd]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(f"no Docker engine can run here: {reason}")
-    engine = ThrowawayDockerd().start()
-    try:
-        yield engine
-    finally:
-        engine.close()
+def dockerd(image_engine: PrivateDockerd) -> Iterator[PrivateDockerd]:
+    remove_user_containers(image_engine)
+    yield image_engine
+    remove_user_containers(image_engine)
 
 
 @pytest.fixture(scope="module")
 def stack(
-    dockerd: ThrowawayDockerd, tmp_path_factory: pytest.TempPathFactory
+    dockerd: PrivateDockerd,
+    catalog: Catalog,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HubStack]:
-    image = dockerd.import_singleuser_image("subsidyhub-test-singleuser")
+    image = reference(dockerd, catalog, "pytorch")
     config = hub_config() | {
         "backend": "docker",
         "docker": {"image": image, "gpus": ["0"], "network": "host", "shm_fraction": 0.25},
@@ -79,7 +91,7 @@ def running_sessions(stack: HubStack, user: HubUser) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("user", ["alice"], indirect=True)
 def test_cpu_profile_runs_a_container_that_reaches_the_hub(
-    stack: HubStack, dockerd: ThrowawayDockerd, user: HubUser
+    stack: HubStack, dockerd: PrivateDockerd, user: HubUser
 ) -> None:
     response = user.start_server("cpu-small")
     assert response.status_code in (201, 202), response.text
@@ -121,6 +133,14 @@ def test_cpu_profile_runs_a_container_that_reaches_the_hub(
     assert any("/hub/api/oauth2/authorize" in str(step.url) for step in page.history)
     assert user.http.cookies.get("jupyterhub-user-alice", path="/user/alice/")
 
+    # The extension inside the image asks the service for the balance the lab shows.
+    me = user.http.get("/user/alice/subsidy/me", headers={"Authorization": f"token {token}"})
+    assert me.status_code == 200, me.text
+    [demo] = [p for p in me.json()["projects"] if p["slug"] == "demo"]
+    direct = service_get(stack, "me", token).json()
+    assert demo["balance"] == next(p for p in direct["projects"] if p["slug"] == "demo")["balance"]
+    assert me.json()["server"]["profile"] == "cpu-small"
+
     [session] = running_sessions(stack, user)
     assert session["profile"] == "cpu-small"
     assert session["project"] == "demo"
@@ -135,7 +155,7 @@ def test_cpu_profile_runs_a_container_that_reaches_the_hub(
 
 @pytest.mark.parametrize("user", ["bob"], indirect=True)
 def test_gpu_profile_fails_with_a_clear_message_and_leaves_nothing_running(
-    stack: HubStack, dockerd: ThrowawayDockerd, user: HubUser
+    stack: HubStack, dockerd: PrivateDockerd, user: HubUser
 ) -> None:
     for attempt in (1, 2):  # the second try is told the same: the GPU went back to the pool
         response = user.start_server("gpu-1")

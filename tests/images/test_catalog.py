@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
@@ -202,18 +201,12 @@ def test_every_profile_image_in_shipped_configs_is_in_the_catalog(
                 pytest.fail(f"{config.relative_to(ROOT)}: profiles[{index}].image: {error}")
 
 
-def test_bake_file_builds_what_the_catalog_lists(catalog: Catalog) -> None:
-    bake = (IMAGES / "docker-bake.hcl").read_text(encoding="utf-8")
-    targets = dict(re.findall(r'target "([a-z0-9-]+)" \{(.*?)\n\}', bake, re.S))
-    built = [image for image in catalog.images if image.status == "current" and image.build]
-    group = re.search(r'group "default" \{\s*targets = \[([^\]]*)\]', bake)
-    assert group is not None
-    assert sorted(re.findall(r'"([^"]+)"', group.group(1))) == sorted(i.name for i in built)
-    assert re.search(rf'default = "{re.escape(catalog.registry)}"', bake)
-    for image in built:
-        body = targets[image.name]
-        assert f'context    = "images/{image.build}"' in body, image.ref
-        assert f'CATALOG_REF = "{image.ref}"' in re.sub(r" +=", " =", body), image.ref
-        assert f'tags = ["${{REGISTRY}}/{image.ref}"]' in body, image.ref
-    base = next(image for image in built if image.name == "base")
-    assert f'default = "{base.base.image}"' in bake
+def test_parents_are_built_here_and_built_first(catalog: Catalog) -> None:
+    from subsidyhub.imagebuild import selected
+
+    assert [i.name for i in selected(catalog, ["edge"])] == ["base", "pytorch", "edge"]
+    assert [i.name for i in selected(catalog, [])] == ["base", "pytorch", "edge"]
+    data = copy.deepcopy(RAW)
+    data["images"][1]["parent"] = "base:2026.11-cuda13.0"  # listed, but not built here
+    with pytest.raises(CatalogError, match=r"images\[1\]\.parent: 'base:2026.11-cuda13.0' is not"):
+        parse_catalog(data, "catalog.yaml")

@@ -76,9 +76,9 @@ def test_torch_wheels_match_the_catalog_cuda_and_cudnn(catalog: Catalog) -> None
         toolkit = locked.get("cuda-toolkit")
         if toolkit is None:
             continue  # no framework in this image
-        assert toolkit.startswith(f"{image.base.cuda}."), (image.ref, toolkit)
+        assert toolkit.startswith(f"{image.cuda}."), (image.ref, toolkit)
         cudnn = next(v for p, v in locked.items() if p.startswith("nvidia-cudnn-cu"))
-        assert cudnn.split(".")[0] == image.base.cudnn, (image.ref, cudnn)
+        assert cudnn.split(".")[0] == image.cudnn, (image.ref, cudnn)
 
 
 def test_all_built_images_are_covered(catalog: Catalog) -> None:

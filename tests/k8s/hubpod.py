@@ -49,7 +49,7 @@ K8S_CONFIG: dict[str, Any] = {
             "display_name": "CPU small",
             "cpu": 2,
             "memory_gib": 8,
-            "image": "base:2026.11-cuda13.0",
+            "image": "base:2026.12",
         },
         {
             "slug": "h800-2",

@@ -28,7 +28,7 @@ BASE = {
             "display_name": "CPU",
             "cpu": 0.5,
             "memory_gib": 1.5,
-            "image": "base:2026.11-cuda13.0",
+            "image": "base:2026.12",
         },
         {
             "slug": "h800-2",
@@ -52,7 +52,7 @@ BASE = {
             "cpu": 4,
             "memory_gib": 32,
             "gpus": {"type": "h800"},
-            "image": "base:2026.11-cuda13.0",
+            "image": "base:2026.12",
         },
     ],
 }

@@ -171,7 +171,7 @@ def test_every_profile_gives_a_strictly_valid_pod(deployment, slug):
         assert "nvidia.com/gpu" in tolerated
         assert pod["spec"]["nodeSelector"] == {gpu_label: gpu_type.node_label_value}
         assert "NVIDIA_VISIBLE_DEVICES" not in env
-        cuda = SETTINGS.catalog_image(profile).base.cuda
+        cuda = SETTINGS.catalog_image(profile).cuda
         wanted = {
             "key": DRIVER_LABEL,
             "operator": "Gt",

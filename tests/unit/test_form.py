@@ -57,7 +57,7 @@ def test_the_catalog_names_each_profiles_image_on_the_spawn_page():
     labels = image_labels(parse_settings(config, "test"))
     assert list(labels) == ["gpu-1"]
     assert labels["gpu-1"].startswith("pytorch:2.14-cuda13.0: ")
-    assert "(CUDA 13.0, Python 3.12)" in labels["gpu-1"]
+    assert "(CUDA 13.0, Python 3.13)" in labels["gpu-1"]
     page = render("alice", OFFERS, labels)
     assert f"Image {labels['gpu-1']}" in page
     assert page.count("sh-image") - page.count(".sh-image") == 1  # only the profile with an image

@@ -54,7 +54,7 @@ def image_labels(settings: Settings) -> dict[str, str]:
         image = settings.catalog_image(profile)
         if image is not None:
             labels[profile.slug] = (
-                f"{image.ref}: {image.description} (CUDA {image.base.cuda}, Python {image.python})"
+                f"{image.ref}: {image.description} (CUDA {image.cuda}, Python {image.python})"
             )
     return labels
 

@@ -90,7 +90,7 @@ def node_requirements(profile: Profile, settings: Settings) -> list[dict[str, An
     image = settings.catalog_image(profile)
     if kubernetes.driver_major_label is None or image is None:
         return []
-    minimum = minimum_driver_major(image.base.cuda)
+    minimum = minimum_driver_major(image.cuda)
     # Node labels compare as integers with Gt only: "at least 580" is "greater than 579".
     return [{"key": kubernetes.driver_major_label, "operator": "Gt", "values": [str(minimum - 1)]}]
 
