@@ -3,7 +3,8 @@
  * shows when its server stops answering ("Server unavailable or unreachable… Restart?") is
  * replaced by one that tells the person what happened to their server ("Your server was
  * stopped at 14:32 UTC: project Demo's subsidy ran out. …"), from the hub's record of the
- * stop or the last `GET me`'s prediction. Without a reason it reads as JupyterLab's own.
+ * stop or the last `GET me`'s prediction; the same sentence goes to the notifier (`stopped`),
+ * whose notice stays after the dialog is closed. Without a reason it reads as JupyterLab's own.
  * The hub extension's handler is disabled in package.json (`disabledExtensions`) so that this
  * one is the `IConnectionLost` JupyterLab uses.
  */
@@ -21,7 +22,8 @@ export function connectionLost(
   hubPrefix: string,
   baseUrl: string,
   model: SubsidyModel,
-  execute: (command: string) => Promise<unknown>
+  execute: (command: string) => Promise<unknown>,
+  stopped: (why: string) => void
 ): IConnectionLost {
   if (!hubPrefix) {
     return ConnectionLost; // not under a hub: JupyterLab's own
@@ -38,6 +40,9 @@ export function connectionLost(
         model.me,
         Date.now()
       );
+      if (why) {
+        stopped(why);
+      }
       const result = await showDialog({
         title: why
           ? 'Your server has stopped'

@@ -56,7 +56,7 @@ const plugin: JupyterFrontEndPlugin<IConnectionLost> = {
         rank: 50
       });
     }
-    new SubsidyNotifier(model, openPanel);
+    const notifier = new SubsidyNotifier(model, openPanel);
 
     if (settingRegistry) {
       settingRegistry
@@ -77,7 +77,8 @@ const plugin: JupyterFrontEndPlugin<IConnectionLost> = {
       paths.urls.hubPrefix ?? '',
       paths.urls.base,
       model,
-      command => app.commands.execute(command)
+      command => app.commands.execute(command),
+      why => notifier.stopped(why)
     );
   }
 };

@@ -42,6 +42,14 @@ export class SubsidyNotifier {
     _model.changed.connect(() => this.check());
   }
 
+  /**
+   * The server is gone and `sentence` says why (JupyterLab's connection-lost dialog learnt it
+   * first): the notice says the same and stays after the dialog is closed.
+   */
+  stopped(sentence: string): void {
+    this._show(sentence, true);
+  }
+
   check(): void {
     const me = this._model.me;
     if (!me) {
