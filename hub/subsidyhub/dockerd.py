@@ -10,7 +10,8 @@ The data root is kept (the image cache): images built once are there for the nex
 for the tests, layers and all. Several processes may need the engine at once (the builder,
 pytest-xdist workers), and one daemon owns a data root, so they share a running one through a
 lock file: each user holds a shared ``flock`` while it works; the first starts the daemon,
-detached; the last out stops it. A daemon left by a killed process is reused, not doubled.
+detached; the last out stops it. Starting and stopping happen under a second, exclusive lock,
+so a user joining never waits for the others to finish. A daemon left by a killed process is reused, not doubled.
 
 The socket and exec root sit under ``/tmp`` with a short name: containerd's socket lives in
 the exec root and a Unix socket path may not exceed 107 bytes. It needs root, as ``dockerd``
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Self
 
@@ -59,17 +61,20 @@ class PrivateDockerd:
     def start(self, timeout: float = 60.0) -> Self:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(exist_ok=True)
-        lock = (self.run / "users.lock").open("w")
-        fcntl.flock(lock, fcntl.LOCK_EX)  # nobody starts or stops it meanwhile
-        try:
+        with self._starting():
             if not self._answers():
                 self._spawn(timeout)
-        except BaseException:
-            lock.close()
-            raise
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        self._lock = lock
+            users = (self.run / "users.lock").open("w")
+            fcntl.flock(users, fcntl.LOCK_SH)  # never waits: see close
+        self._lock = users
         return self
+
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        """Held to start or stop the daemon; users hold only ``users.lock``, shared."""
+        with (self.run / "start.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def client(self) -> contextlib.closing[docker.DockerClient]:
         return contextlib.closing(docker.DockerClient(base_url=self.url, timeout=600))
@@ -79,20 +84,24 @@ class PrivateDockerd:
         return "\n".join(text.splitlines()[-lines:])
 
     def close(self) -> None:
-        """Leave; the last user out stops the daemon (its images stay in the data root)."""
+        """Leave; the last user out stops the daemon (its images stay in the data root).
+
+        Under the start lock nobody joins meanwhile, so "no other user" stays true until the
+        daemon is stopped; a user holding its shared lock makes the exclusive try fail.
+        """
         if self._lock is None:
             return
-        lock, self._lock = self._lock, None
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()  # someone else still uses it and will stop it
-            return
-        try:
-            self._stop()
-        finally:
-            lock.close()
+        users, self._lock = self._lock, None
+        with self._starting():
+            fcntl.flock(users, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # someone else still uses it and will stop it
+            else:
+                self._stop()
+            finally:
+                users.close()
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -138,9 +147,9 @@ class PrivateDockerd:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 30
-                while _alive(pid) and time.monotonic() < deadline:
+                while process_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if _alive(pid):
+                if process_alive(pid):
                     os.kill(pid, signal.SIGKILL)
         _unmount_below(self.run)
         _unmount_below(self.data_root)
@@ -148,7 +157,7 @@ class PrivateDockerd:
             self.socket.unlink()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Running, not a zombie (a daemon we started stays our child until reaped)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
