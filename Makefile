@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null)" python3.12 python3.13 python3; do \
   [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; done)
 
-# Test workers: one more than the cores, since most tests wait on hubs, servers and outages
-# (docs/testing.md). `make test PYTEST_ARGS=...` replaces these, e.g. `-n 0 -k outage`.
-PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 ))) --dist loadfile
+# Test workers: two more than the cores, since many tests wait on hubs, servers, containers and
+# outages (docs/testing.md has the figures). `make test PYTEST_ARGS=...` replaces these, e.g.
+# `-n 0 -k outage`.
+PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 2 ))) --dist loadfile
 
 .PHONY: install up test lint format bench clean images images-smoke-venv images-lock k8s-hub-venv api-spec
 

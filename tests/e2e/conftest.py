@@ -105,6 +105,8 @@ def finished_job(
         settings = load_settings(stack.config_path)
         db = Database(settings.resolved_database_url())
     try:
+        # One transaction: the running service's enforcer must never see the job open (it
+        # would charge it up to now, or stop it as a server the hub does not know).
         with db.write() as session:
             admitted = admission.admit(
                 session,
@@ -115,7 +117,6 @@ def finished_job(
                 server_name=f"job-{ended}",
                 now_ms=ended - int(hours * 3_600_000),
             )
-        with db.write() as session:
             admission.stop(session, admitted.session_id, now_ms=ended, reason="stopped")
     finally:
         db.dispose()
