@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from subsidyhub.ledger.db import Database
 from tests.upstream import k8s_hub_python
 
 from .helpers import HubStack, HubUser
@@ -121,3 +122,25 @@ def alice(hub: HubStack) -> Iterator[HubUser]:
 @pytest.fixture
 def bob(hub: HubStack) -> Iterator[HubUser]:
     yield from _user(hub, "bob")
+
+
+@pytest.fixture(scope="module")
+def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
+    """The stack of each outage module (tests/hub/outage.py): the hub waits 3 s for the service."""
+    config = hub_config() | {
+        "metering": {"interval_seconds": 1, "min_start_minutes": 15, "reconcile_seconds": 2},
+        "hub": {"service_timeout_seconds": 3},
+    }
+    hub = HubStack(tmp_path_factory.mktemp("outage"), config).start()
+    try:
+        hub.admin("member", "add", "demo", "carol")
+        yield hub
+    finally:
+        hub.close()
+
+
+@pytest.fixture(scope="module")
+def outage_ledger(outage_stack: HubStack) -> Iterator[Database]:
+    db = Database(f"sqlite:///{outage_stack.data_dir / 'subsidyhub.sqlite'}")
+    yield db
+    db.dispose()

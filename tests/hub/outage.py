@@ -1,5 +1,5 @@
-"""The outage tests' stack and checks (tests/hub/test_outage*.py: two files, so that their
-30 s outages run on two workers at once).
+"""The outage tests' checks (tests/hub/test_outage*.py: two files, so that their 30 s outages
+run on two workers at once; their stack is ``outage_stack`` in tests/hub/conftest.py).
 
 Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
 subsidy service as a managed service with its enforcer ticking every second and reconciling
@@ -16,41 +16,23 @@ life, to the observed stop within a second, with its caches and entries in step.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-import pytest
 from sqlalchemy import func, select
 
 from subsidyhub.ledger.accounts import verify
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.models import Charge, SpawnSession
 from subsidyhub.ledger.pricing import accrued
-from tests.hub.conftest import hub_config
-from tests.hub.helpers import HubStack, HubUser, ProcessRef, is_alive
+from tests.hub.helpers import HubStack, HubUser, ProcessRef, is_alive, poll
 
 OUTAGE_S = 30
-
-
-def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
-    """The stack each outage module starts (a module fixture there)."""
-    config = hub_config() | {
-        "metering": {"interval_seconds": 1, "min_start_minutes": 15, "reconcile_seconds": 2},
-        "hub": {"service_timeout_seconds": 3},
-    }
-    hub = HubStack(tmp_path_factory.mktemp("outage"), config).start()
-    try:
-        hub.admin("member", "add", "demo", "carol")
-        yield hub
-    finally:
-        hub.close()
-
-
-def stack_ledger(stack: HubStack) -> Iterator[Database]:
-    db = Database(f"sqlite:///{stack.data_dir / 'subsidyhub.sqlite'}")
-    yield db
-    db.dispose()
 
 
 def sessions_of(ledger: Database, username: str) -> list[SpawnSession]:
@@ -112,3 +94,42 @@ def assert_charged_to(ledger: Database, username: str, stopped_ms: int) -> None:
 def delivered(ledger: Database, username: str) -> SpawnSession | None:
     rows = sessions_of(ledger, username)
     return rows[0] if rows and rows[0].reported_stop_ms is not None else None
+
+
+@dataclass(frozen=True)
+class KeptStop:
+    """A server stopped through the hub while the service was frozen, as the hub kept it."""
+
+    user: HubUser
+    asked_ms: int
+    gone_ms: int
+    notice: dict[str, int | str]
+
+
+@contextmanager
+def service_frozen(stack: HubStack, then: signal.Signals) -> Iterator[float]:
+    """The managed service frozen (SIGSTOP) for the block, then sent ``then`` (SIGCONT to wake
+    it, SIGKILL to kill it) whatever happened; yields when it was frozen (monotonic)."""
+    service = stack.service_process()
+    os.kill(service[0], signal.SIGSTOP)
+    try:
+        yield time.monotonic()
+    finally:
+        os.kill(service[0], then)
+
+
+def stop_kept(stack: HubStack, user: HubUser, server: ProcessRef) -> KeptStop:
+    """Stop ``user``'s running server through the hub (the service frozen) and wait until the
+    hub is done with it: the notice is then in its outbox."""
+    asked, gone = stop_and_time(user, server)
+    poll(lambda: user.server() is None, timeout=30, what="the hub done with the stop")
+    return KeptStop(user, asked, gone, kept_notice(stack, user.name))
+
+
+def assert_delivered_to_the_real_stop(stack: HubStack, ledger: Database, kept: KeptStop) -> None:
+    """The kept notice reaches the ledger, which charges the server's life to its real end."""
+    name = kept.user.name
+    poll(lambda: delivered(ledger, name), timeout=30, what="the kept stop delivered")
+    assert abs(int(kept.notice["stopped_ms"]) - kept.gone_ms) <= 1000
+    assert_charged_to(ledger, name, int(kept.notice["stopped_ms"]))
+    poll(lambda: not list(stack.outbox.glob("*.json")), timeout=10, what="the outbox emptied")

@@ -16,10 +16,8 @@ with its caches and entries in step. The same across a hub restart is in
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,76 +27,54 @@ from subsidyhub.ledger.db import Database, now_ms
 from tests.hub.helpers import HubStack, HubUser, poll
 from tests.hub.outage import (
     OUTAGE_S,
-    assert_charged_to,
-    delivered,
-    kept_notice,
-    outage_stack,
+    assert_delivered_to_the_real_stop,
     running_server,
+    service_frozen,
     sessions_of,
-    stack_ledger,
-    stop_and_time,
+    stop_kept,
 )
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
-    yield from outage_stack(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    yield from stack_ledger(stack)
-
-
 def test_a_stop_while_the_service_is_frozen_is_charged_to_the_real_stop(
-    stack: HubStack, ledger: Database
+    outage_stack: HubStack, outage_ledger: Database
 ) -> None:
-    alice, server = running_server(stack, "alice")
-    service = stack.service_process()
-    os.kill(service[0], signal.SIGSTOP)
-    frozen = time.monotonic()
+    alice, server = running_server(outage_stack, "alice")
     try:
-        asked, gone = stop_and_time(alice, server)
-        poll(lambda: alice.server() is None, timeout=30, what="the hub done with the stop")
-        notice = kept_notice(stack, "alice")
-        assert asked <= int(notice["stopped_ms"]) <= now_ms()
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - frozen)))
-        [row] = sessions_of(ledger, "alice")
-        assert row.stopped_ms is None  # the service heard nothing while frozen
+        with service_frozen(outage_stack, then=signal.SIGCONT) as frozen:
+            kept = stop_kept(outage_stack, alice, server)
+            assert kept.asked_ms <= int(kept.notice["stopped_ms"]) <= now_ms()
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - frozen)))
+            [row] = sessions_of(outage_ledger, "alice")
+            assert row.stopped_ms is None  # the service heard nothing while frozen
     finally:
-        os.kill(service[0], signal.SIGCONT)
         alice.close()
-
-    poll(lambda: delivered(ledger, "alice"), timeout=30, what="the kept stop delivered")
-    assert abs(int(notice["stopped_ms"]) - gone) <= 1000
-    assert_charged_to(ledger, "alice", int(notice["stopped_ms"]))
-    poll(lambda: not list(stack.outbox.glob("*.json")), timeout=10, what="the outbox emptied")
+    assert_delivered_to_the_real_stop(outage_stack, outage_ledger, kept)
 
 
 def test_a_spawn_the_hub_gave_up_on_is_not_admitted_when_the_service_wakes(
-    stack: HubStack, ledger: Database
+    outage_stack: HubStack, outage_ledger: Database
 ) -> None:
-    carol = HubUser(stack, "carol")
-    service = stack.service_process()
-    os.kill(service[0], signal.SIGSTOP)
+    carol = HubUser(outage_stack, "carol")
     try:
-        response = carol.start_server("cpu-small")
-        message = (
-            response.json()["message"] if response.status_code >= 400 else carol.spawn_failure()
-        )
-        assert message == UNAVAILABLE
-        assert carol.server() is None
+        with service_frozen(outage_stack, then=signal.SIGCONT):
+            response = carol.start_server("cpu-small")
+            message = (
+                response.json()["message"] if response.status_code >= 400 else carol.spawn_failure()
+            )
+            assert message == UNAVAILABLE
+            assert carol.server() is None
     finally:
-        os.kill(service[0], signal.SIGCONT)
         carol.close()
     # The admission the hub sent before giving up reaches the service only now.
     poll(
-        lambda: "Admission of carol/ refused: the hub stopped waiting" in stack.log_tail(200),
+        lambda: (
+            "Admission of carol/ refused: the hub stopped waiting" in outage_stack.log_tail(200)
+        ),
         timeout=20,
         what="the service refusing the late admission",
     )
-    assert sessions_of(ledger, "carol") == []
-    with ledger.read() as session:
+    assert sessions_of(outage_ledger, "carol") == []
+    with outage_ledger.read() as session:
         assert verify(session) == []
