@@ -57,7 +57,7 @@ $(SMOKE_VENV)/.installed: images/tests/host-requirements.txt
 # An admin with a registry: `make images IMAGE_ARGS="--engine env --push"` (the pinned Debian).
 # Where no private engine can run (dockerd, mmdebstrap, root), `make test` leaves this out and
 # the tests that need the images say so in their skip reason.
-IMAGES ?= base pytorch
+IMAGES ?= base pytorch edge
 IMAGE_ARGS ?= --engine private --debian trixie
 IMAGES_HERE := $(shell [ "$$(id -u)" = 0 ] && command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null && echo yes)
 images: install

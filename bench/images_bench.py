@@ -12,7 +12,7 @@ image cache:
 * **start → JupyterLab ready**: from ``docker run`` to ``/api/status`` answering, median of
   ``--runs`` cold starts of a new container (the image already on the node).
 
-It writes ``bench/results/images.json`` and prints a table; ``images/README.md`` records a run.
+It updates ``bench/results/images.json`` (the images measured) and prints a line each; ``images/README.md`` records a run.
 """
 
 from __future__ import annotations
@@ -124,8 +124,9 @@ def main() -> None:
             )
     finally:
         engine.close()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    # Merged with the file's other images, so one image can be measured again alone.
+    kept = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    RESULTS.write_text(json.dumps(kept | results, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
