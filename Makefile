@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/de
 # `-n 0 -k outage`.
 PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 2 ))) --dist loadfile
 
-.PHONY: install up test lint format bench clean images images-smoke-venv images-lock k8s-hub-venv api-spec
+.PHONY: install up test lint format bench clean images images-lock k8s-hub-venv api-spec
 
 # The JupyterLab extension every user's server loads (built with npm by hatch-jupyter-builder).
 EXT := extensions/jupyterlab-subsidy
@@ -36,20 +36,6 @@ $(VENV)/.extension: $(VENV)/.installed $(EXT_SOURCES)
 	@# and JupyterLab start, compiling 35 Earley parsers: 1.4 s of CPU each time, for IRI formats
 	@# no Jupyter schema uses (jupyter_server#1559). Without it jsonschema skips those two formats.
 	$(BIN)/python -m pip uninstall -q -y rfc3987-syntax
-	touch $@
-
-# A Python 3.11 venv with CPU PyTorch + ONNX that runs images/tests/image_smoke on the host
-# (tests/images/test_smoke.py); 3.11 because that is the CPU torch build on the CI disk.
-SMOKE_VENV := $(VENV)/images-smoke
-SMOKE_PYTHON ?= $(shell for c in "$$(PYENV_VERSION=3.11.7 pyenv which python3.11 2>/dev/null)" python3.11; do \
-  [ -n "$$c" ] && command -v "$$c" >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
-
-images-smoke-venv: $(SMOKE_VENV)/.installed
-
-$(SMOKE_VENV)/.installed: images/tests/host-requirements.txt
-	@[ -n "$(SMOKE_PYTHON)" ] || { echo "images-smoke-venv: Python 3.11 is needed (set SMOKE_PYTHON=...)" >&2; exit 1; }
-	[ -x $(SMOKE_VENV)/bin/python ] || $(SMOKE_PYTHON) -m venv $(SMOKE_VENV)
-	$(SMOKE_VENV)/bin/python -m pip install -q -r images/tests/host-requirements.txt
 	touch $@
 
 # The catalog's notebook images (images/README.md), built from Debian's packages and PyPI in a
@@ -106,7 +92,7 @@ up: install
 	@echo "make up: runs the platform on the embedded default and prints where to log in"
 	$(BIN)/subsidyhub up
 
-test: install images-smoke-venv $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv) $(if $(IMAGES_HERE),images)
+test: install $(if $(Z2JH_HUB_REQUIREMENTS),k8s-hub-venv) $(if $(IMAGES_HERE),images)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

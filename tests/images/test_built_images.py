@@ -54,6 +54,24 @@ def run(engine: PrivateDockerd, image: str, *command: str, **options: object) ->
     return output.decode()
 
 
+def smoke(engine: PrivateDockerd, image: str, *args: str) -> tuple[int, dict[str, dict[str, str]]]:
+    """``python -m image_smoke --json`` in ``image``: its exit code and results by check."""
+    with engine.client() as client:
+        container = client.containers.run(
+            image,
+            ["python", "-m", "image_smoke", "--json", *args],
+            network_mode="host",
+            detach=True,
+        )
+        try:
+            code = container.wait(timeout=300)["StatusCode"]
+            output = container.logs(stderr=False).decode()
+        finally:
+            container.remove(force=True)
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return code, {r["check"]: r for r in lines}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def no_leftovers(image_engine: PrivateDockerd) -> Iterator[None]:
     """The engine is kept between runs: remove what an interrupted run left, before and after."""
@@ -74,21 +92,43 @@ def no_leftovers(image_engine: PrivateDockerd) -> Iterator[None]:
 def test_smoke_checks_pass_in_the_image(
     image_engine: PrivateDockerd, catalog: Catalog, name: str
 ) -> None:
-    image = reference(image_engine, catalog, name)
-    output = run(image_engine, image, "python", "-m", "image_smoke", "--json")
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    results = {r["check"]: r for r in lines}  # other lines: libraries' warnings on stderr
+    code, results = smoke(image_engine, reference(image_engine, catalog, name))
     expected = {
         "base": {"lab", "gpu"},
         "pytorch": {"lab", "gpu", "matmul", "train"},
         "edge": {"lab", "gpu", "matmul", "train", "onnx"},
     }[name]
-    assert set(results) == expected, output
-    assert all(r["status"] in ("pass", "skip") for r in results.values()), output
+    assert (code, set(results)) == (0, expected), results
     assert "jupyterlab-subsidy v" in results["lab"]["detail"]
     assert results["gpu"]["status"] == "skip" and "no GPU" in results["gpu"]["detail"]
     for check in expected - {"lab", "gpu"}:
         assert (results[check]["status"], results[check]["device"]) == ("pass", "cpu")
+        assert "CPU fallback (no GPU" in results[check]["detail"]
+    if "matmul" in expected:
+        throughput = results["matmul"]["detail"].removeprefix("bfloat16 256×256×3: ")
+        assert float(throughput.split(" TFLOP/s")[0]) > 0, results["matmul"]
+
+
+def test_require_gpu_turns_the_cpu_fallback_into_a_failure(
+    image_engine: PrivateDockerd, catalog: Catalog
+) -> None:
+    image = reference(image_engine, catalog, "pytorch")
+    code, results = smoke(image_engine, image, "--checks", "gpu,matmul", "--require-gpu")
+    assert code == 1
+    assert {r["status"] for r in results.values()} == {"fail"}
+    assert results["gpu"]["detail"].startswith("--require-gpu: no GPU")
+
+
+def test_a_missing_package_fails_its_check(image_engine: PrivateDockerd, catalog: Catalog) -> None:
+    # The base image has no torch: the matmul check must fail, not skip.
+    code, results = smoke(
+        image_engine, reference(image_engine, catalog, "base"), "--checks", "matmul"
+    )
+    assert code == 1
+    assert (results["matmul"]["status"], results["matmul"]["detail"]) == (
+        "fail",
+        "missing package: torch",
+    )
 
 
 def test_the_pytorch_wheels_bring_cuda_13_and_cudnn(
