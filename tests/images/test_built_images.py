@@ -81,6 +81,9 @@ def no_leftovers(image_engine: PrivateDockerd) -> Iterator[None]:
             for container in client.containers.list(all=True, filters={"name": PREFIX}):
                 container.remove(force=True)
             for volume in client.volumes.list(filters={"name": PREFIX}):
+                # A container removed with `run(remove=True)` may still hold it for a moment.
+                for user in client.containers.list(all=True, filters={"volume": volume.name}):
+                    user.remove(force=True)
                 volume.remove(force=True)
 
     clean()
