@@ -177,9 +177,10 @@ def extension_digest() -> str:
     return _tree_digest(sources, EXTENSION)
 
 
-def extension_wheel(wheelhouse: Path, cache: Path) -> Path:
-    """The jupyterlab-subsidy wheel for these sources, built once and put in the wheelhouse."""
-    folder = cache / "extension" / extension_digest()[:16]
+def extension_wheel(digest: str, wheelhouse: Path, cache: Path) -> Path:
+    """The jupyterlab-subsidy wheel for the sources of ``digest`` (:func:`extension_digest`),
+    built once and put in the wheelhouse."""
+    folder = cache / "extension" / digest[:16]
     wheels = list(folder.glob("jupyterlab_subsidy-*.whl"))
     if not wheels:
         shutil.rmtree(folder.parent, ignore_errors=True)
@@ -238,6 +239,8 @@ class Plan:
     reference: str
     args: dict[str, str]
     inputs: str
+    # For an image on the operating system (it installs the extension): its sources' digest.
+    extension: str | None
 
 
 def plan(
@@ -258,10 +261,11 @@ def plan(
         args,
         client.images.get(source).id if source else "the Dockerfile's default",
     ]
-    if parent is None:
-        parts += [extension_digest(), _tree_digest(_files(SMOKE), SMOKE)]
+    extension = extension_digest() if parent is None else None
+    if extension is not None:
+        parts += [extension, _tree_digest(_files(SMOKE), SMOKE)]
     inputs = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-    return Plan(image, catalog.reference(image), args, inputs)
+    return Plan(image, catalog.reference(image), args, inputs, extension)
 
 
 def up_to_date(client: docker.DockerClient, plan: Plan) -> Built | None:
@@ -285,8 +289,9 @@ def build_image(client: docker.DockerClient, plan: Plan, cache: Path, vcs_ref: s
         context = Path(directory)
         for name in ("Dockerfile", "requirements.lock"):
             shutil.copy2(folder / name, context / name)
-        if image.parent is None:
-            (context / "extension.txt").write_text(pin_line(extension_wheel(wheelhouse, cache)))
+        if plan.extension is not None:
+            wheel = extension_wheel(plan.extension, wheelhouse, cache)
+            (context / "extension.txt").write_text(pin_line(wheel))
             shutil.copytree(
                 SMOKE, context / "image_smoke", ignore=shutil.ignore_patterns("__pycache__")
             )

@@ -24,7 +24,7 @@ from subsidyhub.catalog import Catalog
 from subsidyhub.dockerd import PrivateDockerd
 from tests.hub.conftest import hub_config
 from tests.hub.helpers import HubStack, HubUser, poll, service_get
-from tests.images.test_built_images import reference
+from tests.images.conftest import built_reference
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def stack(
     catalog: Catalog,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HubStack]:
-    image = reference(dockerd, catalog, "pytorch")
+    image = built_reference(dockerd, catalog, "pytorch")
     config = hub_config() | {
         "backend": "docker",
         "docker": {"image": image, "gpus": ["0"], "network": "host", "shm_fraction": 0.25},

@@ -14,62 +14,44 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker.errors
 import httpx
 import pytest
 
 from subsidyhub.catalog import Catalog
 from subsidyhub.dockerd import PrivateDockerd
-from subsidyhub.imagebuild import INPUTS_LABEL, default_cache
+from subsidyhub.imagebuild import default_cache
 from subsidyhub.netutil import free_port
+from tests.images.conftest import built_reference
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "subsidyhub-test-image"
 
 
-def reference(engine: PrivateDockerd, catalog: Catalog, name: str) -> str:
-    """The built image's reference, checked to be the catalog's; skipped when not built."""
-    [image] = [i for i in catalog.images if i.name == name and i.status == "current"]
-    ref = catalog.reference(image)
-    with engine.client() as client:
-        try:
-            labels = client.images.get(ref).labels
-        except docker.errors.ImageNotFound:
-            pytest.skip(f"{ref} is not built here: `make images` builds it (`make test` does)")
-    assert labels["io.subsidyhub.catalog-ref"] == image.ref
-    assert labels[INPUTS_LABEL]
-    return ref
-
-
-def run(engine: PrivateDockerd, image: str, *command: str, **options: object) -> str:
-    """Run ``command`` in a new container of ``image``; its output, or the failure's."""
-    with engine.client() as client:
-        try:
-            output: bytes = client.containers.run(
-                image, list(command), network_mode="host", remove=True, stderr=True, **options
-            )
-        except docker.errors.ContainerError as error:
-            pytest.fail(f"{' '.join(command)} exited {error.exit_status}: {error.stderr!r}")
-    return output.decode()
-
-
-def smoke(engine: PrivateDockerd, image: str, *args: str) -> tuple[int, dict[str, dict[str, str]]]:
-    """``python -m image_smoke --json`` in ``image``: its exit code and results by check."""
+def run(engine: PrivateDockerd, image: str, *command: str, code: int = 0, **options: object) -> str:
+    """Run ``command`` in a new container of ``image``, which must exit with ``code``; its
+    output (stdout and stderr). The container is removed before this returns."""
     with engine.client() as client:
         container = client.containers.run(
-            image,
-            ["python", "-m", "image_smoke", "--json", *args],
-            network_mode="host",
-            detach=True,
+            image, list(command), network_mode="host", detach=True, **options
         )
         try:
-            code = container.wait(timeout=300)["StatusCode"]
-            output = container.logs(stderr=False).decode()
+            status = container.wait(timeout=300)["StatusCode"]
+            output: str = container.logs().decode()
         finally:
             container.remove(force=True)
+    assert status == code, f"{' '.join(command)} exited {status}: {output[-2000:]}"
+    return output
+
+
+def smoke(
+    engine: PrivateDockerd, image: str, *args: str, code: int = 0
+) -> dict[str, dict[str, str]]:
+    """``python -m image_smoke --json`` in ``image``, exiting with ``code``: results by check."""
+    output = run(engine, image, "python", "-m", "image_smoke", "--json", *args, code=code)
+    # Other lines are libraries' warnings on stderr.
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    return code, {r["check"]: r for r in lines}
+    return {r["check"]: r for r in lines}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,13 +77,13 @@ def no_leftovers(image_engine: PrivateDockerd) -> Iterator[None]:
 def test_smoke_checks_pass_in_the_image(
     image_engine: PrivateDockerd, catalog: Catalog, name: str
 ) -> None:
-    code, results = smoke(image_engine, reference(image_engine, catalog, name))
+    results = smoke(image_engine, built_reference(image_engine, catalog, name))
     expected = {
         "base": {"lab", "gpu"},
         "pytorch": {"lab", "gpu", "matmul", "train"},
         "edge": {"lab", "gpu", "matmul", "train", "onnx"},
     }[name]
-    assert (code, set(results)) == (0, expected), results
+    assert set(results) == expected, results
     assert "jupyterlab-subsidy v" in results["lab"]["detail"]
     assert results["gpu"]["status"] == "skip" and "no GPU" in results["gpu"]["detail"]
     for check in expected - {"lab", "gpu"}:
@@ -115,19 +97,16 @@ def test_smoke_checks_pass_in_the_image(
 def test_require_gpu_turns_the_cpu_fallback_into_a_failure(
     image_engine: PrivateDockerd, catalog: Catalog
 ) -> None:
-    image = reference(image_engine, catalog, "pytorch")
-    code, results = smoke(image_engine, image, "--checks", "gpu,matmul", "--require-gpu")
-    assert code == 1
+    image = built_reference(image_engine, catalog, "pytorch")
+    results = smoke(image_engine, image, "--checks", "gpu,matmul", "--require-gpu", code=1)
     assert {r["status"] for r in results.values()} == {"fail"}
     assert results["gpu"]["detail"].startswith("--require-gpu: no GPU")
 
 
 def test_a_missing_package_fails_its_check(image_engine: PrivateDockerd, catalog: Catalog) -> None:
     # The base image has no torch: the matmul check must fail, not skip.
-    code, results = smoke(
-        image_engine, reference(image_engine, catalog, "base"), "--checks", "matmul"
-    )
-    assert code == 1
+    base = built_reference(image_engine, catalog, "base")
+    results = smoke(image_engine, base, "--checks", "matmul", code=1)
     assert (results["matmul"]["status"], results["matmul"]["detail"]) == (
         "fail",
         "missing package: torch",
@@ -144,7 +123,7 @@ def test_the_pytorch_wheels_bring_cuda_13_and_cudnn(
         "torch.backends.cudnn.version()]))"
     )
     version, cuda, cudnn = json.loads(
-        run(image_engine, reference(image_engine, catalog, "pytorch"), "python", "-c", script)
+        run(image_engine, built_reference(image_engine, catalog, "pytorch"), "python", "-c", script)
     )
     assert version.startswith(image.packages["torch"])
     assert cuda.startswith(f"{image.cuda}")
@@ -152,7 +131,7 @@ def test_the_pytorch_wheels_bring_cuda_13_and_cudnn(
 
 
 def test_runs_as_jovyan_under_tini(image_engine: PrivateDockerd, catalog: Catalog) -> None:
-    image = reference(image_engine, catalog, "base")
+    image = built_reference(image_engine, catalog, "base")
     output = run(image_engine, image, "sh", "-c", "id -u; id -g; cat /proc/1/comm; echo $HOME")
     assert output.split() == ["1000", "100", "tini", "/home/jovyan"]
     with image_engine.client() as client:
@@ -168,7 +147,7 @@ def test_pip_install_lands_in_the_home_volume_and_survives_a_restart(
     """A user's ``pip install`` goes to ~/.local on the home volume: a new container (a server
     restart) still imports it. The wheel comes from the build's wheelhouse (the PyTorch image's
     mpmath, not in the base image), so no index is needed."""
-    image = reference(image_engine, catalog, "base")
+    image = built_reference(image_engine, catalog, "base")
     wheelhouse = default_cache() / "wheels"
     [wheel] = sorted(wheelhouse.glob("mpmath-*.whl"))[-1:] or pytest.fail(
         f"no mpmath in {wheelhouse}"
@@ -193,7 +172,7 @@ def test_pip_install_lands_in_the_home_volume_and_survives_a_restart(
 def test_jupyterlab_starts_with_the_subsidy_extension(
     image_engine: PrivateDockerd, catalog: Catalog, tmp_path: Path
 ) -> None:
-    image = reference(image_engine, catalog, "pytorch")
+    image = built_reference(image_engine, catalog, "pytorch")
     port, token = free_port(), "image-test-token"
     command = ["jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}"]
     command.append(f"--IdentityProvider.token={token}")
