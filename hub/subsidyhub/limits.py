@@ -228,6 +228,15 @@ LIMITS: tuple[Limit, ...] = (
         member_level=False,
         choices=lambda settings: set(settings.prices.gpu),
     ),
+    Limit(
+        "reservable_gpus",
+        "count",
+        "GPUs its managers may reserve",
+        "GPUs of a type the project's managers may reserve for it at once (a lecturer for a "
+        "class); admins reserve without this limit. No limit: managers may not reserve.",
+        maximum=100_000,
+        member_level=False,
+    ),
 )
 BY_NAME: dict[str, Limit] = {limit.name: limit for limit in LIMITS}
 MEMBER_LIMITS: tuple[Limit, ...] = tuple(limit for limit in LIMITS if limit.member_level)

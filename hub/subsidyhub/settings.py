@@ -320,6 +320,33 @@ class Hub(Strict):
     )
 
 
+class Queue(Strict):
+    """The wait for a GPU when none of its type is free (docs/gpu-capacity.md)."""
+
+    order: Literal["fifo", "fair_share"] = Field(
+        "fifo",
+        description="fifo: first come, first served within priority classes. fair_share: "
+        "projects that used less than their share of the GPU type in the last 7 days first.",
+    )
+    offer_minutes: Decimal = Field(
+        Decimal(10),
+        gt=0,
+        le=1440,
+        description="How long a freed GPU is held for the head of the queue before it passes on.",
+    )
+    priorities: dict[Literal["research", "course"], Annotated[int, Field(ge=0, le=9)]] = Field(
+        default_factory=dict,
+        description="Priority class by project kind (0-9, higher first; absent: 0).",
+    )
+    max_waiting: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most entries waiting for one GPU type at once."
+    )
+
+    @property
+    def offer_ms(self) -> int:
+        return int(self.offer_minutes * 60_000)
+
+
 class Bounds(Strict):
     """The largest amounts one entry may carry: a typo must not become public money.
 
@@ -380,8 +407,10 @@ class Settings(Strict):
     )
     gpu_capacity: dict[Slug, Annotated[int, Field(ge=0, strict=True)]] = Field(
         default_factory=dict,
-        description="GPUs of each priced type the centre runs, for the utilisation report.",
+        description="GPUs of each priced type the centre runs: admission keeps within it, "
+        "and the utilisation report divides by it.",
     )
+    queue: Queue = Queue()
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")

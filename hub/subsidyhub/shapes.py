@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from subsidyhub import limits
 from subsidyhub.ledger import time_left as time_limits
+from subsidyhub.ledger.capacity import gpu_label
 from subsidyhub.ledger.pricing import (
     PriceList,
     accrued,
@@ -54,9 +55,17 @@ if TYPE_CHECKING:
         Project as ProjectRow,
     )
     from subsidyhub.ledger.models import (
+        QueueEntry as QueueEntryRow,
+    )
+    from subsidyhub.ledger.models import (
+        Reservation as ReservationRow,
+    )
+    from subsidyhub.ledger.models import (
         SpawnSession,
     )
     from subsidyhub.ledger.policy import Decision
+    from subsidyhub.ledger.queue import Place as QueuePlaceResult
+    from subsidyhub.ledger.queue import TypeView
     from subsidyhub.ledger.sso import SyncResult
     from subsidyhub.settings import Profile, Settings
 
@@ -510,6 +519,87 @@ class Enrolment(Shape):
     summary: str
 
 
+class ReservationWindow(Shape):
+    reservation_id: int
+    project: str = Field(description="The project's display name.")
+    gpus: int
+    starts: Moment
+    ends: Moment
+
+
+class GpuTypeCapacity(Shape):
+    """One GPU type now, as the spawn page and ``subsidyhub capacity show`` read it."""
+
+    gpu_type: str
+    label: str = Field(description='As people read it: "H800".')
+    gpus: int | None = Field(description="Capacity; null when the centre has not declared it.")
+    source: str = Field(description="gpu_capacity, local.gpus, docker.gpus or unknown.")
+    in_use: int = Field(description="GPUs held by running servers and open offers.")
+    reserved_now: int = Field(description="GPUs reserved for projects at this instant.")
+    free_now: int | None = Field(description="GPUs anyone may take now (not reserved).")
+    waiting: int = Field(description="Servers waiting in the queue.")
+    next_free: Moment | None = Field(
+        description="When a GPU is expected to be free for anyone (the usual length of "
+        "sessions; a guess, never a promise); now when one is."
+    )
+    next_free_latest: Moment | None = Field(
+        description="When one is free at the latest, from running sessions' known ends; null "
+        "where servers without a known end hold them."
+    )
+    windows: list[ReservationWindow] = Field(description="Reservation windows of the next 7 days.")
+
+
+class Capacity(Shape):
+    gpu_types: list[GpuTypeCapacity]
+
+
+class QueuePlace(Shape):
+    id: int
+    user: str
+    server_name: str
+    project: str
+    profile: str
+    gpu_type: str
+    gpus: int
+    state: Literal["waiting", "offered", "admitted", "left", "expired"]
+    joined: Moment
+    position: int | None = Field(
+        None, description="1 = next; 0 while holding an offer; null once ended."
+    )
+    gpus_ahead: int | None = None
+    estimated_start: Moment | None = Field(
+        None, description="When the GPUs are expected free for this place (a guess)."
+    )
+    latest_start: Moment | None = Field(
+        None, description="At the latest, from running sessions' known ends; null if unknown."
+    )
+    offer_expires: Moment | None = Field(
+        None, description="An offer is held for this place until then: start the server."
+    )
+    ended: Moment | None = None
+
+
+class Queue(Shape):
+    places: list[QueuePlace]
+
+
+class Reservation(Shape):
+    id: int
+    project: str
+    gpu_type: str
+    gpus: int
+    starts: Moment = Field(description="The first window's start.")
+    ends: Moment = Field(description="The first window's end.")
+    weeks: int = Field(description="How many weekly windows (1: once).")
+    note: str
+    created_by: str
+    cancelled: Moment | None
+
+
+class Reservations(Shape):
+    reservations: list[Reservation]
+
+
 class Health(Shape):
     status: str
     database: str | None = None
@@ -529,6 +619,73 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 # -- building the shapes from the ledger's objects -------------------------------------------
 # Plain dicts (what the routes return and FastAPI checks against the models above, what the CLI
 # prints with --json and what audit entries record), built here and nowhere else.
+
+
+def describe_reservation(row: ReservationRow, project_slug: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "project": project_slug,
+        "gpu_type": row.gpu_type,
+        "gpus": row.gpu_count,
+        "starts": iso(row.starts_ms),
+        "ends": iso(row.ends_ms),
+        "weeks": row.weeks,
+        "note": row.note,
+        "created_by": row.created_by,
+        "cancelled": iso(row.cancelled_ms),
+    }
+
+
+def describe_entry(entry: QueueEntryRow, project_slug: str) -> dict[str, Any]:
+    """A queue entry without its place (an ended one, or the answer to joining or leaving)."""
+    return {
+        "id": entry.id,
+        "user": entry.username,
+        "server_name": entry.server_name,
+        "project": project_slug,
+        "profile": entry.profile_slug,
+        "gpu_type": entry.gpu_type,
+        "gpus": entry.gpu_count,
+        "state": entry.state,
+        "joined": iso(entry.joined_ms),
+        "offer_expires": iso(entry.offer_expires_ms) if entry.state == "offered" else None,
+        "ended": iso(entry.ended_ms),
+    }
+
+
+def describe_place(place: QueuePlaceResult) -> dict[str, Any]:
+    return describe_entry(place.entry, place.project) | {
+        "position": place.position,
+        "gpus_ahead": place.gpus_ahead,
+        "estimated_start": iso(place.estimate_ms),
+        "latest_start": iso(place.latest_ms),
+    }
+
+
+def describe_type_view(view: TypeView) -> dict[str, Any]:
+    state = view.state
+    return {
+        "gpu_type": state.gpu_type,
+        "label": gpu_label(state.gpu_type),
+        "gpus": state.capacity,
+        "source": state.source,
+        "in_use": state.in_use,
+        "reserved_now": view.reserved_now,
+        "free_now": view.free_now,
+        "waiting": view.waiting,
+        "next_free": iso(view.next_free_ms),
+        "next_free_latest": iso(view.next_free_latest_ms),
+        "windows": [
+            {
+                "reservation_id": w.reservation_id,
+                "project": w.project_name,
+                "gpus": w.gpu_count,
+                "starts": iso(w.starts_ms),
+                "ends": iso(w.ends_ms),
+            }
+            for w in view.windows
+        ],
+    }
 
 
 def describe_project(project: ProjectRow) -> dict[str, Any]:

@@ -65,6 +65,13 @@ def format_duration(ms: int) -> str:
     return f"{days} d {hours} h"
 
 
+def clock_time(ms: int, now_ms: int) -> str:
+    """An instant as people read it beside today: ``14:32 UTC``, else ``2026-11-28 14:32 UTC``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
+    return moment.strftime("%H:%M UTC" if moment.date() == today else "%Y-%m-%d %H:%M UTC")
+
+
 def to_ms(moment: datetime) -> int:
     """Epoch milliseconds, exactly (integer arithmetic: a float timestamp can lose 1 ms)."""
     if moment.tzinfo is None:

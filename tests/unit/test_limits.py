@@ -79,6 +79,7 @@ def test_shown_values_are_what_people_read():
         "max_session_hours": "0.5",
         "profiles": ["a"],
         "gpu_types": None,
+        "reservable_gpus": None,
     }
 
 

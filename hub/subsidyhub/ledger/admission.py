@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 
 from subsidyhub import limits
 from subsidyhub.errors import InvalidInput, NotFound, Refused
-from subsidyhub.ledger import audit, prices
+from subsidyhub.ledger import audit, capacity, prices
 from subsidyhub.ledger.accounts import Account, load_account
 from subsidyhub.ledger.metering import CORRECTION, USAGE, charge_one, recharge
-from subsidyhub.ledger.models import Hold, Member, Project, SpawnSession
+from subsidyhub.ledger.models import Hold, Member, Project, QueueEntry, SpawnSession
 from subsidyhub.ledger.policy import (
     Decision,
+    GpuFacts,
     ProjectFacts,
     SpawnRequest,
     Usage,
@@ -40,7 +41,7 @@ from subsidyhub.ledger.projects import get_member, get_project, projects_of
 from subsidyhub.ledger.stops import SUPERSEDED, deadline_reason
 from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Profile, Settings
-from subsidyhub.timeutil import WEEK_MS, iso
+from subsidyhub.timeutil import WEEK_MS, clock_time, iso
 
 # Reconciliation closes a session whose server the hub no longer lists: an estimate, which
 # the hub's own stop notice replaces in either direction.
@@ -150,8 +151,13 @@ def evaluate(
     profile: Profile,
     price_list: PriceList,
     now_ms: int,
+    *,
+    server_name: str = "",
+    count_gpus: bool = True,
 ) -> tuple[Decision, Account, int]:
-    """Facts plus policy, without writing: used by admission and by the spawn form's preview."""
+    """Facts plus policy, without writing: used by admission, by the spawn form's preview and
+    by the queue (``count_gpus=False``: a place in the queue is asked for because no GPU is
+    free, so every rule but capacity applies)."""
     member = get_member(session, project, username)
     account = load_account(session, project, now_ms)
     hold = hold_for(price_list, profile, project.subsidy_bp, settings)
@@ -182,13 +188,66 @@ def evaluate(
         alternatives=alternatives,
         names={p.slug: p.display_name for p in settings.profiles},
     )
+    gpus = (
+        gpu_facts(session, settings, project.id, username, server_name, profile, now_ms)
+        if count_gpus
+        else None
+    )
     decision = decide(
         _facts(project, account, member, settings.currency),
         limits_in_force(project, member),
         usage,
         request,
+        gpus,
     )
     return decision, account, hold
+
+
+def open_entry(session: Session, username: str, server_name: str) -> QueueEntry | None:
+    """The server's place in a queue, if it has one (waiting or offered)."""
+    return session.scalars(
+        select(QueueEntry).where(
+            QueueEntry.username == username,
+            QueueEntry.server_name == server_name,
+            QueueEntry.ended_ms.is_(None),
+        )
+    ).first()
+
+
+def gpu_facts(
+    session: Session,
+    settings: Settings,
+    project_id: int,
+    username: str,
+    server_name: str,
+    profile: Profile,
+    now_ms: int,
+) -> GpuFacts | None:
+    """The profile's GPU type as this spawn sees it, under the type's lock; ``None`` for a CPU
+    profile or a type whose capacity is unknown."""
+    if not profile.gpu_count or profile.gpu_type is None:
+        return None
+    capacity.lock_type(session, profile.gpu_type)
+    state = capacity.load_state(session, settings, profile.gpu_type, now_ms)
+    if state.capacity is None:
+        return None
+    offered = state.offer_of(username, server_name) is not None
+    seen = state.without_offer_of(username, server_name)
+    free = capacity.free_now(seen, now_ms)
+    assert free is not None
+    waiting = 0
+    if not offered and free.reserved.get(project_id, 0) < profile.gpu_count:
+        waiting = capacity.waiting_count(session, profile.gpu_type, exclude=(username, server_name))
+    window = capacity.reservation_cap(seen, project_id, profile.gpu_count, now_ms)
+    return GpuFacts(
+        label=capacity.gpu_label(profile.gpu_type),
+        capacity=state.capacity,
+        free=free.for_project(project_id),
+        waiting=waiting,
+        window_in_ms=None if window is None else window.starts_ms - now_ms,
+        window_for=window.project_name if window else "",
+        window_at=clock_time(window.starts_ms, now_ms) if window else "",
+    )
 
 
 def admit(
@@ -218,7 +277,7 @@ def admit(
     version = prices.current_version(session, now_ms)
     price_list = prices.as_price_list(version)
     decision, _account, hold = evaluate(
-        session, settings, project, username, profile, price_list, now_ms
+        session, settings, project, username, profile, price_list, now_ms, server_name=server_name
     )
     if not decision.allowed:
         raise Refused(decision.message, reason=decision.reason)
@@ -242,10 +301,16 @@ def admit(
         charged_list_micro=0,
         charged_subsidy_micro=0,
         max_stop_ms=max_stop,
-        max_stop_reason=deadline_reason(decision.max_duration_ms, in_force),
+        max_stop_reason=deadline_reason(
+            decision.max_duration_ms, in_force, reserved=decision.reserved_for is not None
+        ),
     )
     session.add(row)
     session.flush()
+    waited = open_entry(session, username, server_name)
+    if waited is not None:
+        # Admitted: the server's wait (its offer, or a place it no longer needs) is over.
+        waited.state, waited.ended_ms, waited.session_id = capacity.ADMITTED, now_ms, row.id
     session.add(
         Hold(session_id=row.id, project_id=project.id, amount_micro=hold, created_ms=now_ms)
     )

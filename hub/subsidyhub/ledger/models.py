@@ -222,3 +222,63 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(255), index=True)
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+
+
+class Reservation(Base):
+    """GPUs of one type kept for one project over a window, once or weekly (issue 16).
+
+    Not money: sessions in a reservation are charged as usual. A cancelled reservation keeps
+    its row (``cancelled_ms``) so the audit and the utilisation report can still read it.
+    """
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_type", "gpu_type", "cancelled_ms"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    gpu_type: Mapped[str] = mapped_column(String(64))
+    gpu_count: Mapped[int] = mapped_column(Integer)
+    # The first occurrence; a weekly reservation repeats it ``weeks`` times in all.
+    starts_ms: Mapped[int]
+    ends_ms: Mapped[int]
+    weeks: Mapped[int] = mapped_column(Integer, default=1)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_ms: Mapped[int]
+    cancelled_ms: Mapped[int | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class QueueEntry(Base):
+    """One wait for a GPU server: joined, then offered, then admitted, left or expired.
+
+    ``state`` moves forward only; an entry that ended keeps its row, so the wait-time metric
+    and "nobody skipped" can be checked afterwards.
+    """
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (
+        Index(
+            "uq_queue_entries_waiting_server",
+            "username",
+            "server_name",
+            unique=True,
+            sqlite_where=text("ended_ms IS NULL"),
+            postgresql_where=text("ended_ms IS NULL"),
+        ),
+        Index("ix_queue_entries_type", "gpu_type", "ended_ms"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    profile_slug: Mapped[str] = mapped_column(String(64))
+    gpu_type: Mapped[str] = mapped_column(String(64))
+    gpu_count: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    joined_ms: Mapped[int]
+    # waiting → offered → admitted; or left / expired from either.
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    offered_ms: Mapped[int | None]
+    offer_expires_ms: Mapped[int | None]
+    ended_ms: Mapped[int | None]
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))

@@ -68,20 +68,78 @@ class SpawnRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuFacts:
+    """The GPU type's capacity as admission sees it (:mod:`subsidyhub.ledger.capacity`).
+
+    ``free`` counts what this project may take now (the general pool and its own unused
+    reserved GPUs); ``waiting`` the people in the type's queue this spawn must not pass (0 for
+    the holder of an offer, or when the project's reservation has room); ``window_in_ms`` is
+    how soon a reservation's window starts that would need this server's GPUs.
+    """
+
+    label: str
+    capacity: int
+    free: int
+    waiting: int = 0
+    window_in_ms: int | None = None
+    window_for: str = ""
+    window_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     reason: str
     message: str
     hold: int = 0
     max_duration_ms: int | None = None
+    # Set when a reservation's window, not a limit, sets the session's end.
+    reserved_for: str | None = None
 
 
 def _refuse(reason: str, message: str) -> Decision:
     return Decision(False, reason, message)
 
 
-def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRequest) -> Decision:
-    """Apply the rules in a fixed order; the first that fails explains the refusal."""
+def _gpu_refusal(gpus: GpuFacts, request: SpawnRequest, profile: str) -> Decision | None:
+    """Capacity comes last: a spawn the project's rules refuse is not worth a place in a queue."""
+    if gpus.capacity < request.gpu_count:
+        return _refuse(
+            "no_gpu_capacity",
+            f"The centre has {gpus.capacity} {gpus.label} GPUs, and {profile} needs "
+            f"{request.gpu_count}. Pick a profile with fewer GPUs, or ask the centre's admins.",
+        )
+    if gpus.waiting or gpus.free < request.gpu_count:
+        queue = f"; {gpus.waiting} waiting in the queue" if gpus.waiting else ""
+        return _refuse(
+            "gpus_busy",
+            f"No {gpus.label} GPU is free for {profile} now ({max(0, gpus.free)} of "
+            f"{gpus.capacity} free{queue}). Join the queue to get the next one, or pick a CPU "
+            "profile.",
+        )
+    if gpus.window_in_ms is not None and gpus.window_in_ms < request.min_start_ms:
+        return _refuse(
+            "gpus_reserved",
+            f"The free {gpus.label} GPUs are reserved for {gpus.window_for} from "
+            f"{gpus.window_at}, too soon for {profile} (it starts for at least "
+            f"{request.min_start_ms // 60_000} minutes). Start it when the reservation ends, or "
+            "pick a CPU profile.",
+        )
+    return None
+
+
+def decide(
+    project: ProjectFacts,
+    limits: Limits,
+    usage: Usage,
+    request: SpawnRequest,
+    gpus: GpuFacts | None = None,
+) -> Decision:
+    """Apply the rules in a fixed order; the first that fails explains the refusal.
+
+    ``gpus`` is ``None`` where the type's capacity is unknown (nothing to count) and for a
+    place in the queue, which is asked for because no GPU is free.
+    """
     # People read display names; the codes stay slugs.
     project_name, profile = project.label, request.name_of(request.profile)
     if not project.is_member:
@@ -169,10 +227,19 @@ def decide(project: ProjectFacts, limits: Limits, usage: Usage, request: SpawnRe
             f"Project {project_name} has {left} left; {profile} needs {format_money(request.hold, project.currency)} for "
             f"{minutes.normalize():f} minutes. {advice}",
         )
+    reserved_for = None
+    if request.gpu_count and gpus is not None:
+        refusal = _gpu_refusal(gpus, request, profile)
+        if refusal is not None:
+            return refusal
+        window = gpus.window_in_ms
+        if window is not None and (max_duration is None or window < max_duration):
+            max_duration, reserved_for = window, gpus.window_for
     return Decision(
         True,
         "admitted",
         f"Admitted {profile} in project {project_name}.",
         request.hold,
         max_duration,
+        reserved_for,
     )

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select
 
 from subsidyhub.ledger.models import Member, Project, SpawnSession
 from subsidyhub.ledger.policy import is_student
-from subsidyhub.timeutil import WEEK_MS, iso
+from subsidyhub.timeutil import WEEK_MS, clock_time, iso
 
 # The service stopped the server because the project's subsidy (a course's allowance) ran out.
 SUBSIDY_EXHAUSTED = "subsidy_exhausted"
@@ -29,6 +28,8 @@ SUBSIDY_EXHAUSTED = "subsidy_exhausted"
 MAX_SESSION_HOURS = "max_session_hours"
 # The member used up their GPU-hours for the last 7 days during the session.
 WEEKLY_GPU_HOURS = "weekly_gpu_hours"
+# Its GPUs were reserved for another project from then (issue 16): the end was set at admission.
+RESERVATION = "reservation"
 # The project was closed while the server ran.
 PROJECT_CLOSED = "project_closed"
 # An admin stopped it (the admin page, or the API); their note is kept beside the reason.
@@ -67,13 +68,6 @@ class StopFacts:
     note: str | None = None
 
 
-def _when(stopped_ms: int, now_ms: int) -> str:
-    """``14:32 UTC``, or ``2026-11-28 14:32 UTC`` for a stop before today."""
-    stopped = datetime.fromtimestamp(stopped_ms / 1000, tz=UTC)
-    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
-    return stopped.strftime("%H:%M UTC" if stopped.date() == today else "%Y-%m-%d %H:%M UTC")
-
-
 def _ask(facts: StopFacts) -> str:
     """Who to ask: ``your lecturer (ann)``, ``your project manager (bob, eve)``."""
     who = "your lecturer" if facts.student else "your project manager"
@@ -97,6 +91,12 @@ def _cause(facts: StopFacts) -> str:
             return (
                 f"you used up your GPU-hours for the last 7 days in {container} {name}. Hours "
                 f"free up as the week rolls on; a CPU profile still starts, or ask {_ask(facts)}."
+            )
+        case "reservation":
+            return (
+                "its GPUs were reserved for another project or class from then on (the end was "
+                "shown when it started). Start it again when the reservation ends, or pick a "
+                "CPU profile."
             )
         case "project_closed":
             return f"{container} {name} was closed. Ask {_ask(facts)} which project to use now."
@@ -123,7 +123,7 @@ def _cause(facts: StopFacts) -> str:
 def stop_sentence(facts: StopFacts, now_ms: int) -> str:
     """One sentence for the server's owner: ``Your server was stopped at 14:32 UTC: …``."""
     server = f"Your server {facts.server_name}" if facts.server_name else "Your server"
-    return f"{server} was stopped at {_when(facts.stopped_ms, now_ms)}: {_cause(facts)}"
+    return f"{server} was stopped at {clock_time(facts.stopped_ms, now_ms)}: {_cause(facts)}"
 
 
 # The caller's stops of the last week in their projects, newest first, with the project's
@@ -238,11 +238,16 @@ def describe_stop(
     }
 
 
-def deadline_reason(max_duration_ms: int | None, in_force: dict[str, Any]) -> str | None:
-    """The limit that set an admission's deadline: the session cap, or the weekly GPU-hours
-    left when they are shorter (see :func:`subsidyhub.ledger.policy.decide`)."""
+def deadline_reason(
+    max_duration_ms: int | None, in_force: dict[str, Any], *, reserved: bool = False
+) -> str | None:
+    """The limit that set an admission's deadline: a reservation's window, the session cap,
+    or the weekly GPU-hours left when they are shorter (see
+    :func:`subsidyhub.ledger.policy.decide`)."""
     if max_duration_ms is None:
         return None
+    if reserved:
+        return RESERVATION
     if in_force.get("max_session_hours") == max_duration_ms:
         return MAX_SESSION_HOURS
     return WEEKLY_GPU_HOURS

@@ -54,6 +54,8 @@ from subsidyhub.service.routes import (
     metrics,
     prices,
     projects,
+    queue,
+    reservations,
     servers,
     spending,
     sso,
@@ -78,6 +80,8 @@ API_ROUTERS = (
     sso,
     courses,
     servers,
+    queue,
+    reservations,
 )
 
 

@@ -296,3 +296,30 @@ class AdminStopRequest(Body):
         description="Why the server was stopped, for the audit log, e.g. 'left running over the "
         "holidays'.",
     )
+
+
+GpuType = Annotated[str, Field(min_length=1, max_length=64, pattern=PROJECT_SLUG.pattern)]
+GpuTypeQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=PROJECT_SLUG.pattern, description="A GPU type."),
+]
+ReservationId = Annotated[int, Path(ge=1, le=MAX_ID, description="A reservation's id.")]
+
+
+class QueueJoin(AdmissionCheck):
+    """A place in the queue for a spawn every rule admits but a free GPU."""
+
+
+class QueueLeave(Body):
+    user: Username
+    server_name: ServerName = ""
+
+
+class ReservationCreate(Body):
+    project: str = Field(min_length=1, max_length=MAX_LENGTH, pattern=PROJECT_SLUG.pattern)
+    gpu_type: GpuType
+    gpus: int = Field(ge=1, le=100_000, description="GPUs to keep for the project.")
+    starts: Moment = Field(description="The first window's start (ISO 8601).")
+    ends: Moment = Field(description="The first window's end: 1 minute to 7 days after starts.")
+    weeks: int = Field(1, ge=1, le=104, description="Weekly windows in all (1: once).")
+    note: str = Field("", max_length=200, pattern=NO_CONTROL)
