@@ -33,6 +33,7 @@ from typer.exceptions import TyperException
 
 from subsidyhub.cli import (
     audit,
+    capacity,
     courses,
     database,
     kubernetes,
@@ -179,6 +180,9 @@ admin.command("audit")(audit.show_audit)
 app.add_typer(database.app, name="db")
 app.add_typer(admin, name="admin")
 app.add_typer(servers.app, name="server")
+app.add_typer(capacity.capacity_app, name="capacity")
+app.add_typer(capacity.reservation_app, name="reservation")
+app.add_typer(capacity.queue_app, name="queue")
 app.command("statement")(statement.statement)
 app.add_typer(report.app, name="report")
 app.add_typer(kubernetes.app, name="kubernetes")

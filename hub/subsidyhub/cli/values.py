@@ -53,3 +53,15 @@ def gpu_prices(items: list[str]) -> dict[str, int]:
             )
         prices[gpu_type] = amount(price)
     return prices
+
+
+def whole(text: str, name: str, low: int, high: int) -> int:
+    """A whole number in ``low..high`` written in ASCII digits (``int()`` alone would also
+    read "１２" or " 1_000")."""
+    stripped = text.strip()
+    if not stripped.isascii() or not stripped.isdigit():
+        raise InvalidInput(f"{name} {text!r} is not a whole number; give {low} to {high}")
+    number = int(stripped)
+    if not low <= number <= high:
+        raise InvalidInput(f"{name} {number} is out of range; give {low} to {high}")
+    return number

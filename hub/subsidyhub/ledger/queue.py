@@ -336,6 +336,8 @@ class TypeView:
 
     state: capacity.TypeState
     reserved_now: int
+    # Of the reserved GPUs, how many the reserving projects use now.
+    reserved_in_use: int
     free_now: int | None
     waiting: int
     next_free_ms: int | None
@@ -361,9 +363,12 @@ def view(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> Ty
             -1
         ]
         latest = capacity.queue_starts(state, ahead, now_ms, typical_ms=typical, expected=False)[-1]
+    reserved = sum(capacity.reserved_at(state.windows, now_ms).values())
+    unused = sum(free.reserved.values()) if free is not None else 0
     return TypeView(
         state,
-        sum(capacity.reserved_at(state.windows, now_ms).values()),
+        reserved,
+        reserved - unused,
         None if free is None else max(0, free.general),
         len(waiting),
         next_free,

@@ -153,7 +153,7 @@ def create_app(
     on the hub's own origin; see :mod:`subsidyhub.service.browser_auth`).
     """
     prefix = normalise_prefix(prefix)
-    service_metrics = ServiceMetrics(db, clock)
+    service_metrics = ServiceMetrics(db, settings, clock)
     me_pages = MePages(db, max_age_s=me_max_age_s)
     authenticator = HubAuthenticator(
         hub_api_url,

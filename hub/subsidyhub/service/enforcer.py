@@ -6,6 +6,9 @@ One asyncio task per service process. Each round it
   thread so requests keep being answered);
 * asks :func:`ledger.enforcement.plan` which servers are due and when the next one is, closes
   the due sessions in the ledger with their reason and asks the hub to stop the servers;
+* offers freed GPUs to the heads of the GPU queues and lets unclaimed offers expire
+  (:func:`ledger.queue.make_offers`), every round while anyone waits, so a stop reaches the
+  next person within about a second;
 * every ``metering.reconcile_seconds`` compares the ledger's running sessions with the hub's
   running servers (paginated): a session whose server is gone is closed at the last instant
   a listing showed it running (never "now": its stop notice may still be on the way, and
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from subsidyhub.errors import SubsidyError
-from subsidyhub.ledger import admission
+from subsidyhub.ledger import admission, queue
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.enforcement import (
     Plan,
@@ -160,6 +163,7 @@ class Enforcer:
             state.marker = await asyncio.to_thread(self._marker)
         if state.graced_stops:
             await asyncio.to_thread(self._end_graces, self.clock())
+        await asyncio.to_thread(self._serve_queues, self.clock())
         await self._retry_hub_stops()
         if now >= state.next_reconcile_ms:
             await self.reconcile()
@@ -190,6 +194,27 @@ class Enforcer:
     def _plan(self, now_ms: int) -> Plan:
         with self.db.read() as session:
             return plan(session, now_ms)
+
+    def _serve_queues(self, now_ms: int) -> None:
+        """Offers for every GPU type anyone waits for; a write only where someone does."""
+        with self.db.read() as session:
+            types = queue.open_types(session)
+        for gpu_type in types:
+            with self.db.write() as session:
+                offers, expired = queue.make_offers(session, self.settings, gpu_type, now_ms)
+            for offer in offers:
+                self.metrics.queue_wait_seconds.labels(gpu_type).observe(offer.waited_ms / 1000)
+                log.info(
+                    "Offered %d %s GPU(s) to %s/%s until %d (waited %d s)",
+                    offer.gpu_count,
+                    gpu_type,
+                    offer.username,
+                    offer.server_name,
+                    offer.expires_ms,
+                    offer.waited_ms // 1000,
+                )
+            if expired:
+                self.metrics.queue_offers_expired.labels(gpu_type).inc(len(expired))
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -23,10 +23,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from subsidyhub.ledger import capacity, queue
 from subsidyhub.ledger.accounts import charged_by_project, load_accounts
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.projects import list_projects
 from subsidyhub.money import MICRO
+from subsidyhub.settings import Settings
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -103,10 +105,64 @@ class ProjectAccounts(Collector):
         yield from (balance, available, burn, running, gpus, charged_list, charged_subsidy)
 
 
+class GpuCapacity(Collector):
+    """Per GPU type, read from the ledger at scrape time: capacity, in use, reserved (and of
+    that, used by the reserving projects), free and waiting."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], int]) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        labels = ["gpu_type"]
+        return (
+            GaugeMetricFamily("subsidyhub_gpus", "GPUs of the type (capacity).", labels=labels),
+            GaugeMetricFamily(
+                "subsidyhub_gpus_in_use",
+                "GPUs held by running servers and open queue offers.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_gpus_reserved", "GPUs reserved for projects now.", labels=labels
+            ),
+            GaugeMetricFamily(
+                "subsidyhub_gpus_reserved_in_use",
+                "Reserved GPUs the reserving projects use now (reservation use).",
+                labels=labels,
+            ),
+            GaugeMetricFamily("subsidyhub_gpus_free", "GPUs anyone may take now.", labels=labels),
+            GaugeMetricFamily(
+                "subsidyhub_queue_length", "Servers waiting for a GPU of the type.", labels=labels
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        total, in_use, reserved, reserved_used, free, waiting = families
+        now = self._clock()
+        with self._db.read() as session:
+            for gpu_type in capacity.gpu_types(self._settings):
+                view = queue.view(session, self._settings, gpu_type, now)
+                labels = [gpu_type]
+                if view.state.capacity is not None:
+                    total.add_metric(labels, view.state.capacity)
+                    free.add_metric(labels, view.free_now or 0)
+                in_use.add_metric(labels, view.state.in_use)
+                reserved.add_metric(labels, view.reserved_now)
+                reserved_used.add_metric(labels, view.reserved_in_use)
+                waiting.add_metric(labels, view.waiting)
+        yield from families
+
+
 class ServiceMetrics:
     """The registry and the instruments the routes update."""
 
-    def __init__(self, db: Database, clock: Callable[[], int]) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         self.admissions = Counter(
             "subsidyhub_admissions",
@@ -163,7 +219,21 @@ class ServiceMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.queue_wait_seconds = Histogram(
+            "subsidyhub_queue_wait_seconds",
+            "From joining a GPU queue to the offer of a GPU, by GPU type.",
+            ["gpu_type"],
+            buckets=(10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=self.registry,
+        )
+        self.queue_offers_expired = Counter(
+            "subsidyhub_queue_offers_expired",
+            "Offers of a GPU not taken up in time (passed on to the next in the queue).",
+            ["gpu_type"],
+            registry=self.registry,
+        )
         self.registry.register(ProjectAccounts(db, clock))
+        self.registry.register(GpuCapacity(db, settings, clock))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
