@@ -37,6 +37,8 @@ def test_the_documented_commands_exist() -> None:
         "admin price list", "admin price set",
         "admin audit",
         "server list", "server stop",
+        "capacity show", "reservation create", "reservation list", "reservation cancel",
+        "queue show", "queue remove",
         "statement",
         "report utilisation",
         "kubernetes prepuller-values",

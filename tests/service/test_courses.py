@@ -148,6 +148,7 @@ def test_students_see_their_allowance_and_lecturers_the_balance(course: Service)
         "max_session_hours": "2",
         "profiles": None,
         "gpu_types": None,
+        "reservable_gpus": None,
     }
     assert student["usage"] == {
         "project_max_gpus": 0,
