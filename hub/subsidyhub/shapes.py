@@ -274,8 +274,15 @@ class Offer(Shape):
         None, description="Which limit binds time_left_seconds."
     )
     allowed: bool
-    reason: str | None = None
+    reason: str | None = Field(
+        None, description="Why not allowed; gpus_busy: every GPU of the type is taken (queue)."
+    )
     message: str | None = None
+    reserved_for: str | None = Field(
+        None,
+        description="The project whose reservation needs these GPUs when time_left_seconds "
+        "ends (time_left_reason reservation).",
+    )
 
 
 class ProjectOffers(Shape):
@@ -297,6 +304,12 @@ class Offers(Shape):
     currency: str
     price_version: int
     projects: list[ProjectOffers]
+    gpu_types: list[GpuTypeCapacity] = Field(
+        default_factory=list, description="Each GPU type now: free, queue, next free."
+    )
+    queue: list[QueuePlace] = Field(
+        default_factory=list, description="The user's places in GPU queues."
+    )
 
 
 class DaySpending(Costs):

@@ -101,9 +101,7 @@ def create_reservation(
         note,
     )
     with run.database().write() as session:
-        row = reservations.create(
-            session, run.settings, request, actor=run.actor, now_ms=now_ms()
-        )
+        row = reservations.create(session, run.settings, request, actor=run.actor, now_ms=now_ms())
         shown = shapes.describe_reservation(row, project)
     if as_json:
         output.print_json(shown)

@@ -223,11 +223,11 @@ def gpu_facts(
     profile: Profile,
     now_ms: int,
 ) -> GpuFacts | None:
-    """The profile's GPU type as this spawn sees it, under the type's lock; ``None`` for a CPU
-    profile or a type whose capacity is unknown."""
+    """The profile's GPU type as this spawn sees it; ``None`` for a CPU profile or a type
+    whose capacity is unknown. Admission reads it under the type's lock (:func:`admit`); the
+    spawn form's preview reads a snapshot."""
     if not profile.gpu_count or profile.gpu_type is None:
         return None
-    capacity.lock_type(session, profile.gpu_type)
     state = capacity.load_state(session, settings, profile.gpu_type, now_ms)
     if state.capacity is None:
         return None
@@ -276,6 +276,8 @@ def admit(
         stop(session, stale.id, now_ms=now_ms, reason=SUPERSEDED)
     version = prices.current_version(session, now_ms)
     price_list = prices.as_price_list(version)
+    if profile.gpu_count and profile.gpu_type is not None:
+        capacity.lock_type(session, profile.gpu_type)
     decision, _account, hold = evaluate(
         session, settings, project, username, profile, price_list, now_ms, server_name=server_name
     )

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from subsidyhub.timeutil import MS_PER_HOUR
 
 # What binds, in the words of the API: the subsidy available (a project's money; a course's
-# student is told "course budget", never an amount), the member's weekly GPU-hours, or the
-# longest session.
-Binding = Literal["balance", "weekly_gpu_hours", "session_cap"]
+# student is told "course budget", never an amount), the member's weekly GPU-hours, the
+# longest session, or another project's reservation of the GPUs (issue 16).
+Binding = Literal["balance", "weekly_gpu_hours", "session_cap", "reservation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +57,11 @@ def for_profile(
     in_force: Mapping[str, Any],
     gpu_ms_week: int,
     gpu_count: int,
+    reserved_ms: int | None = None,
 ) -> TimeLeft:
-    """A server of this profile started now: the session cap, the weekly GPU-hours, and the
-    project's available subsidy at the profile's subsidised rate (as if it ran alone)."""
+    """A server of this profile started now: the session cap, the weekly GPU-hours, the
+    project's available subsidy at the profile's subsidised rate (as if it ran alone), and
+    how soon another project's reservation needs its GPUs (``reserved_ms``)."""
     balance_ms = (
         max(0, available) * MS_PER_HOUR // subsidy_per_hour if subsidy_per_hour > 0 else None
     )
@@ -68,6 +70,7 @@ def for_profile(
             (in_force.get("max_session_hours"), "session_cap"),
             (weekly_ms_left(in_force, gpu_ms_week, gpu_count), "weekly_gpu_hours"),
             (balance_ms, "balance"),
+            (reserved_ms, "reservation"),
         )
     )
 

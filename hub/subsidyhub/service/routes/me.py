@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from subsidyhub import limits, shapes
 from subsidyhub.errors import Forbidden
-from subsidyhub.ledger import prices, time_left
+from subsidyhub.ledger import capacity, prices, queue, time_left
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.admission import evaluate, limits_in_force, member_gpu_ms_week
 from subsidyhub.ledger.courses import hours_left
@@ -106,9 +106,12 @@ def read_profiles(
                     in_force=in_force,
                     gpu_ms_week=measured["member_gpu_ms_week"],
                     gpu_count=profile.gpu_count,
+                    reserved_ms=decision.max_duration_ms if decision.reserved_for else None,
                 )
                 offer["time_left_seconds"] = left.seconds
                 offer["time_left_reason"] = left.binding
+                if decision.reserved_for:
+                    offer["reserved_for"] = decision.reserved_for
                 offers.append(offer)
             offered.append(
                 {
@@ -127,9 +130,21 @@ def read_profiles(
                     "profiles": offers,
                 }
             )
+        gpu_types = [
+            shapes.describe_type_view(queue.view(session, settings, gpu_type, now))
+            for gpu_type in capacity.gpu_types(settings)
+        ]
+        waiting = [
+            shapes.describe_place(place)
+            for gpu_type in queue.open_types(session)
+            for place in queue.places(session, settings, gpu_type, now)
+            if place.entry.username == name
+        ]
     return {
         "user": name,
         "currency": settings.currency,
         "price_version": price_list.version,
         "projects": offered,
+        "gpu_types": gpu_types,
+        "queue": waiting,
     }
