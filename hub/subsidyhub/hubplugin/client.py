@@ -130,6 +130,21 @@ class SubsidyClient:
             },
         )
 
+    async def queue_state(self, user: str) -> dict[str, Any]:
+        """The user's places in GPU queues and each GPU type's capacity now."""
+        name = quote(user, safe="")
+        places = await self._call("GET", f"queue?user={name}")
+        capacity = await self._call("GET", "capacity")
+        return {"places": places["places"], "gpu_types": capacity["gpu_types"]}
+
+    async def join_queue(
+        self, user: str, server_name: str, profile: str, project: str | None
+    ) -> dict[str, Any]:
+        return await self._call("POST", "queue", self._spawn(user, server_name, profile, project))
+
+    async def leave_queue(self, user: str, server_name: str) -> dict[str, Any]:
+        return await self._call("POST", "queue/leave", {"user": user, "server_name": server_name})
+
     async def sync_sso_groups(self, user: str, groups: list[str]) -> dict[str, Any]:
         """Make the user's SSO memberships what their identity-provider groups imply."""
         return await self._call(

@@ -21,6 +21,8 @@ from subsidyhub.hubplugin.form import image_labels, options_from_form, render_op
 from subsidyhub.hubplugin.hooks import SubsidyHooks
 from subsidyhub.hubplugin.kubernetes import update_kubernetes
 from subsidyhub.hubplugin.outbox import StopOutbox
+from subsidyhub.hubplugin.queue_handler import PATH as QUEUE_PATH
+from subsidyhub.hubplugin.queue_handler import QueueHandler
 from subsidyhub.hubplugin.sso import SsoGroupSync
 from subsidyhub.hubplugin.stop_notes import StopNotes
 from subsidyhub.names import (
@@ -130,6 +132,8 @@ def update_spawner(c: Any, settings: Settings, hooks: SubsidyHooks, client: Subs
         return await render_options_form(client, spawner, images)
 
     c.Spawner.options_form = options_form
+    handlers = [h for h in _existing(c.JupyterHub.extra_handlers, list) if h[0] != QUEUE_PATH]
+    c.JupyterHub.extra_handlers = [*handlers, (QUEUE_PATH, QueueHandler, {"client": client})]
     c.Spawner.options_from_form = lambda formdata: options_from_form(formdata)
     c.Spawner.apply_user_options = hooks.apply_user_options
     c.Spawner.pre_spawn_hook = hooks.pre_spawn

@@ -13,7 +13,9 @@ as user options.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +25,7 @@ from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, Subs
 from subsidyhub.money import format_money, parse_amount
 from subsidyhub.names import SERVICE_PREFIX
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import format_duration
+from subsidyhub.timeutil import format_duration, to_ms
 
 _templates = Environment(
     loader=PackageLoader("subsidyhub.hubplugin", "templates"),
@@ -39,6 +41,17 @@ def _money(amount: str, currency: str) -> str:
 
 
 _templates.filters["money"] = _money
+
+
+def _until(moment: str | None) -> str:
+    """An ISO instant from the service as a wait people read: ``now``, ``in ~20 m``."""
+    if moment is None:
+        return "unknown"
+    ms = to_ms(datetime.fromisoformat(moment)) - time.time_ns() // 1_000_000
+    return "now" if ms < 60_000 else f"in ~{format_duration(ms)}"
+
+
+_templates.filters["until"] = _until
 
 # Set on the form when the Start button must be disabled (spawn.html looks for it).
 NOT_STARTABLE = 'data-sh-startable="no"'
@@ -64,6 +77,7 @@ def form_context(
     offers: dict[str, Any],
     images: dict[str, str] | None = None,
     shortfall: GpuShortfall | None = None,
+    server_name: str = "",
 ) -> dict[str, Any]:
     """Template values from the service's answer, the image labels and the host's GPUs; pure
     given ``shortfall``, for tests. A profile the policy allows but the host cannot give its
@@ -78,8 +92,11 @@ def form_context(
             missing = shortfall(offer["gpu_count"], offer["gpu_type"]) if shortfall else None
             if offer["allowed"] and offer["gpu_count"] and missing is not None:
                 offer |= {"allowed": False, "reason": missing[0], "message": missing[1]}
+            # Every rule but a free GPU admits it: it may join the queue for one.
+            offer["queue"] = offer.get("reason") == "gpus_busy"
             profiles.append(offer)
         allowed = [p["slug"] for p in profiles if p["allowed"]]
+        allowed += [p["slug"] for p in profiles if p["queue"]]
         projects.append(
             project
             | {
@@ -89,11 +106,15 @@ def form_context(
                 "profiles": profiles,
             }
         )
+    places = [p for p in offers.get("queue", []) if p["server_name"] == server_name]
     return {
         "user": user,
+        "server_name": server_name,
         "projects": projects,
         "startable": bool(projects and projects[0]["default"]),
         "currency": offers.get("currency", ""),
+        "gpu_types": {t["gpu_type"]: t for t in offers.get("gpu_types", [])},
+        "place": places[0] if places else None,
     }
 
 
@@ -102,8 +123,9 @@ def render(
     offers: dict[str, Any],
     images: dict[str, str] | None = None,
     shortfall: GpuShortfall | None = None,
+    server_name: str = "",
 ) -> str:
-    context = form_context(user, offers, images, shortfall)
+    context = form_context(user, offers, images, shortfall, server_name)
     return _templates.get_template("subsidy_profiles.html").render(
         **context, not_startable=NOT_STARTABLE
     )
@@ -148,7 +170,7 @@ async def render_options_form(
         return unavailable_notice()
     if not offers.get("projects") and getattr(spawner.user, "admin", False):
         return admin_landing(spawner.hub.base_url)
-    return render(user, offers, images, spawner_shortfall(spawner))
+    return render(user, offers, images, spawner_shortfall(spawner), spawner.name or "")
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict[str, str]:
