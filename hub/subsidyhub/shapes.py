@@ -98,7 +98,10 @@ class Warning(Shape):
     id: str = Field(
         description='Stable while the condition holds: "{project}:{code}", e.g. "demo:exhausted".'
     )
-    code: str = Field(description="exhausted, below_N_percent or stop_soon.")
+    code: str = Field(
+        description="exhausted, below_N_percent, stop_soon, or gpu_offer (a GPU held for one "
+        "of the caller's servers: their turn in the queue)."
+    )
     severity: WarningSeverity = Field(
         description="info (a threshold crossed), warning (the last threshold before the money "
         "runs out) or critical (servers stop: exhausted, stop_soon)."

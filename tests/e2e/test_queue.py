@@ -108,6 +108,14 @@ def test_a_full_gpu_queues_on_the_spawn_page_and_starts_by_itself(
         assert state == "admitted"
         assert 0 <= offered - stopped <= 2000, "the freed GPU reached the head within 2 s"
 
+        # The hub's home page tells her too, with the way back to her spawn page.
+        home = carol.context.new_page()
+        home.goto(f"{stack.url}/hub/home")
+        expect(home.locator("#sh-queue-note")).to_contain_text(
+            "Your server is number 1 in the queue for 1 × H800"
+        )
+        home.close()
+
         # Carol leaves; nobody waits any more.
         carol.locator("#sh-queue-leave").click()
         expect(carol.locator("#sh-queue")).to_be_hidden()

@@ -149,6 +149,16 @@ def test_alarms_only_where_a_server_runs_once_per_condition(run_alerts):
     assert back["seen"]["bob/demo:exhausted"] == "x"  # another user's, on a shared browser
 
 
+def test_a_gpu_offer_is_announced_wherever_the_lab_runs(run_alerts):
+    """Tiny runs nothing of alice's, but her turn in a queue there is about her, not a server."""
+    offered = me({"tiny": [warning("tiny", "gpu_offer", "warning", message="Your turn")]})
+    [plan] = run_alerts(["planAlerts", offered, {}])
+    assert [(a["project"], a["ids"]) for a in plan["alerts"]] == [("tiny", ["tiny:gpu_offer"])]
+    assert "Your turn" in plan["alerts"][0]["message"]
+    [again] = run_alerts(["planAlerts", offered, plan["seen"]])
+    assert again["alerts"] == []
+
+
 def test_this_servers_stop_is_counted_down_not_alarmed(run_alerts):
     at = NOW + timedelta(minutes=4, seconds=10)
     forecast = me({"demo": [warning("demo", "stop_soon", "critical", at=iso(at))]})

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from subsidyhub.errors import InvalidInput, NotFound, Refused
-from subsidyhub.ledger import admission, capacity, queue, reservations, stops
+from subsidyhub.ledger import admission, capacity, queue, reservations, stops, utilisation
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import AuditEntry, QueueEntry, SpawnSession
 from subsidyhub.settings import Settings, parse_settings
@@ -349,3 +349,43 @@ def test_reservation_bounds_name_the_field_and_the_range(centre, settings, chang
             session, settings, reservations.Request(**request), actor="admin", now_ms=T0
         )
     assert fragment in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("held", "used"),
+    [
+        ([], 0),
+        # 1 GPU for the whole hour of a 3-GPU window: a third used.
+        ([(0, HOUR, 1)], HOUR),
+        # 5 GPUs at once count as the 3 reserved; outside the window nothing counts.
+        ([(-HOUR, 2 * HOUR, 5)], 3 * HOUR),
+        # Two half-hour sessions of 2 GPUs overlapping for 15 minutes: 3 GPUs then.
+        (
+            [(0, HOUR // 2, 2), (HOUR // 4, 3 * HOUR // 4, 2)],
+            2 * HOUR // 4 + 3 * HOUR // 4 + 2 * HOUR // 4,
+        ),
+    ],
+)
+def test_reserved_gpu_hours_used_are_the_lesser_of_reserved_and_held(held, used):
+    assert utilisation.used_within(3, 0, HOUR, held) == used
+
+
+def test_the_utilisation_report_counts_reserved_but_unused_gpu_hours(centre, settings):
+    window = T0 + HOUR
+    with centre.write() as session:
+        reservations.create(
+            session,
+            settings,
+            reservations.Request("comp3340", "h800", 2, window, window + HOUR, weeks=2),
+            actor="admin",
+            now_ms=T0,
+        )
+    # One student uses one reserved GPU for half the first window.
+    student = admit(centre, settings, "student1", project="comp3340", at=window)
+    stop(centre, student.session_id, window + HOUR // 2)
+    with centre.read() as session:
+        report = utilisation.utilisation(session, settings, "2026-12", T0 + 10 * 24 * HOUR)
+    [h800] = [row for row in report.rows if row.gpu_type == "h800"]
+    # Two windows of 2 GPUs × 1 h so far; of the 4 GPU-hours, 0.5 were used.
+    assert (h800.reserved_ms, h800.reserved_unused_ms) == (4 * HOUR, 4 * HOUR - HOUR // 2)
+    assert report.as_dict()["totals"]["reserved_unused_gpu_hours"] == "3.5000"

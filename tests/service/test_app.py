@@ -72,9 +72,16 @@ def test_managed_service_answers_through_the_proxy(
         headers={"Authorization": f"token {jupyterhub.service_token}"},
     )
     assert offers.status_code == 200
-    assert offers.json() == {
+    answer = offers.json()
+    assert {key: answer[key] for key in ("user", "currency", "price_version", "projects")} == {
         "user": "alice",
         "currency": "HKD",
         "price_version": 1,
         "projects": [],
     }
+    # The default config's GPU types, whose count this host does not declare: nothing to queue.
+    assert [(t["gpu_type"], t["gpus"], t["waiting"]) for t in answer["gpu_types"]] == [
+        ("a100", None, 0),
+        ("h800", None, 0),
+    ]
+    assert answer["queue"] == []

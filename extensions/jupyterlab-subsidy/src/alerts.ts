@@ -9,6 +9,8 @@
  * localStorage by the caller). Alarms are for projects where the user has a running server;
  * a project where nothing of theirs runs shows its warnings in the panel only, so opening the
  * lab does not greet anyone with "servers are being stopped" about servers they do not have.
+ * A GPU offer (their turn in a queue) is about the person, so it is announced wherever their
+ * lab runs.
  */
 import {
   IMe,
@@ -50,6 +52,8 @@ export interface IAlertPlan {
 const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 /** Warnings of this server's own project that its stop countdown announces instead. */
 const COUNTED_DOWN = new Set(['stop_soon', 'exhausted']);
+/** Warnings for the person, not about servers: announced wherever their lab runs. */
+const PERSONAL = new Set(['gpu_offer']);
 const TOP_UP = 'Ask your project manager to top it up.';
 
 /** The projects where this user has a running server. */
@@ -84,7 +88,7 @@ export function planAlerts(
         next[key] = seen[key];
         continue;
       }
-      if (!running.has(project.slug)) {
+      if (!running.has(project.slug) && !PERSONAL.has(warning.code)) {
         continue; // panel only; announced if a server of theirs runs there while it holds
       }
       next[key] = me.at;

@@ -17,6 +17,7 @@ import typer
 
 from subsidyhub.cli import output, values
 from subsidyhub.cli.context import Invocation
+from subsidyhub.ledger.db import now_ms
 from subsidyhub.ledger.utilisation import utilisation
 
 app = typer.Typer(help="Reports for the funder.", no_args_is_help=True)
@@ -28,6 +29,8 @@ COLUMNS = (
     "capacity_gpu_hours",
     "used_gpu_hours",
     "utilisation_percent",
+    "reserved_gpu_hours",
+    "reserved_unused_gpu_hours",
     "sessions",
     "list",
     "subsidy",
@@ -60,7 +63,9 @@ def report_utilisation(
     them, cut at month bounds exactly as statements are). Capacity is the type's GPUs
     (config key gpu_capacity, else local.gpus/docker.gpus when the pool is one type) × the
     hours of the month. List and subsidy are the sessions' whole charges; a cpu-only row
-    holds sessions without GPUs, so the totals equal the month's statements.
+    holds sessions without GPUs, so the totals equal the month's statements. Reserved
+    GPU-hours are what reservations kept (up to now); reserved unused, what the reserving
+    projects did not use of them.
 
     Examples:
       subsidyhub report utilisation --month 2026-11
@@ -69,7 +74,7 @@ def report_utilisation(
     month = values.month(month)
     run: Invocation = ctx.obj
     with run.database().read() as session:
-        result = utilisation(session, run.settings, month)
+        result = utilisation(session, run.settings, month, now_ms())
     document = result.as_dict()
     rows = [*document["rows"], document["totals"]]
     if fmt is Format.json:
@@ -88,6 +93,8 @@ def report_utilisation(
                 "Capacity GPU-h",
                 "Used GPU-h",
                 "Utilisation %",
+                "Reserved GPU-h",
+                "Reserved unused",
                 "Sessions",
                 f"List ({result.currency})",
                 f"Subsidy ({result.currency})",
@@ -99,6 +106,8 @@ def report_utilisation(
                     row["capacity_gpu_hours"],
                     row["used_gpu_hours"],
                     row["utilisation_percent"],
+                    row["reserved_gpu_hours"],
+                    row["reserved_unused_gpu_hours"],
                     row["sessions"],
                     row["list"],
                     row["subsidy"],

@@ -29,14 +29,15 @@ from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from subsidyhub.ledger.accounts import RunningSession, compute_account, running_session_from_row
 from subsidyhub.ledger.admission import gpu_ms_in_week
-from subsidyhub.ledger.models import Allocation, Hold, Member, Project, SpawnSession
+from subsidyhub.ledger.capacity import OFFERED, gpu_label
+from subsidyhub.ledger.models import Allocation, Hold, Member, Project, QueueEntry, SpawnSession
 from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.stops import recent_stops
 from subsidyhub.limits import LIMITS, describe
 from subsidyhub.money import currency_display
 from subsidyhub.settings import Settings
 from subsidyhub.shapes import describe_session, summarise_project
-from subsidyhub.timeutil import WEEK_MS, iso
+from subsidyhub.timeutil import WEEK_MS, clock_time, iso
 
 DECLARED_LIMITS = [describe(limit) for limit in LIMITS]
 
@@ -149,6 +150,38 @@ class _Membership:
     recent: list[Any]  # the caller's sessions in this project (_SessionRow)
 
 
+# The caller's GPU offers not taken up yet (uq_queue_entries_waiting_server: username first).
+OFFERS = select(
+    QueueEntry.id,
+    QueueEntry.project_id,
+    QueueEntry.server_name,
+    QueueEntry.gpu_type,
+    QueueEntry.gpu_count,
+    QueueEntry.offer_expires_ms,
+).where(
+    QueueEntry.username == bindparam("username"),
+    QueueEntry.ended_ms.is_(None),
+    QueueEntry.state == OFFERED,
+)
+
+
+def offer_warning(project_slug: str, row: Any, now_ms: int) -> dict[str, Any]:
+    """A GPU held for one of the caller's servers: a condition that holds until it is taken
+    up, left or expires, so it is a warning of the project (announced once, as all are)."""
+    server = f"server {row.server_name}" if row.server_name else "server"
+    what = f"{row.gpu_count} × {gpu_label(row.gpu_type)}"
+    return {
+        "id": f"{project_slug}:gpu_offer:{row.id}",
+        "code": "gpu_offer",
+        "severity": "warning",
+        "level": "warning",
+        "message": f"Your turn in the queue: {what} is held for your {server} until "
+        f"{clock_time(row.offer_expires_ms, now_ms)}. Start it from the hub's spawn page "
+        "before then, or it passes to the next person.",
+        "at": iso(row.offer_expires_ms),
+    }
+
+
 def read_page(
     connection: Connection, settings: Settings, username: str, is_admin: bool, now_ms: int
 ) -> dict[str, Any]:
@@ -184,6 +217,9 @@ def read_page(
                 entry.recent.append(row)
         if entry is not None and row.stopped_ms is None:
             entry.running.append(running_session_from_row(row))
+    offers: dict[int, list[Any]] = {}
+    for row in connection.execute(OFFERS, {"username": username}):
+        offers.setdefault(row.project_id, []).append(row)
     summaries = []
     for entry in memberships.values():
         account = compute_account(entry.project, entry.allocations, entry.running, now_ms)
@@ -198,6 +234,10 @@ def read_page(
                 allowance_only=not is_admin and is_student(entry.project.kind, entry.member.role),
             )
         )
+        summaries[-1]["warnings"] += [
+            offer_warning(entry.project.slug, row, now_ms)
+            for row in offers.get(entry.project.id, [])
+        ]
     return {
         "user": username,
         "admin": is_admin,

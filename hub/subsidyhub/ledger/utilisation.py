@@ -14,6 +14,11 @@ docs/statements-and-reports.md:
   type); otherwise it is unknown and the report says how to set it.
 * **List and subsidy** per type are whole sessions' charges (the profile's CPU and memory
   included); CPU-only sessions form their own row, so the totals equal the statements'.
+* **Reserved GPU-hours** of a type: the GPUs its reservations kept × the hours of their windows
+  in the month, up to now (a cancelled reservation's windows before its cancellation count).
+  **Reserved but unused**: of those, the GPU-hours the reserving project did not use (at each
+  instant, the reserved GPUs less the project's GPUs of the type, if fewer): capacity kept
+  from everyone else for nothing, which a funder asks about.
 
 Pure: one read query and arithmetic, no writes.
 """
@@ -27,8 +32,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from subsidyhub.ledger.capacity import occurrences
 from subsidyhub.ledger.metering import charged_ms
-from subsidyhub.ledger.models import Charge, SpawnSession
+from subsidyhub.ledger.models import Charge, Reservation, SpawnSession
 from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import format_hours, month_bounds
@@ -66,6 +72,8 @@ class TypeUtilisation:
     sessions: int
     list_micro: int
     subsidy_micro: int
+    reserved_ms: int = 0
+    reserved_unused_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +83,8 @@ class TypeUtilisation:
             "capacity_gpu_hours": _hours(self.capacity_ms),
             "used_gpu_hours": _hours(self.used_ms),
             "utilisation_percent": _percent(self.used_ms, self.capacity_ms),
+            "reserved_gpu_hours": _hours(self.reserved_ms),
+            "reserved_unused_gpu_hours": _hours(self.reserved_unused_ms),
             "sessions": self.sessions,
             "list": to_decimal_string(self.list_micro),
             "subsidy": to_decimal_string(self.subsidy_micro),
@@ -121,6 +131,8 @@ class Utilisation:
             "capacity_gpu_hours": _hours(capacity),
             "used_gpu_hours": _hours(self.total_used_ms),
             "utilisation_percent": _percent(self.total_used_ms, capacity),
+            "reserved_gpu_hours": _hours(sum(row.reserved_ms for row in self.rows)),
+            "reserved_unused_gpu_hours": _hours(sum(row.reserved_unused_ms for row in self.rows)),
             "sessions": sum(row.sessions for row in self.rows),
             "list": to_decimal_string(sum(row.list_micro for row in self.rows)),
             "subsidy": to_decimal_string(sum(row.subsidy_micro for row in self.rows)),
@@ -142,9 +154,59 @@ def gpu_capacity(settings: Settings, gpu_type: str) -> Capacity:
     return Capacity(*settings.gpu_capacity_of(gpu_type))
 
 
-def utilisation(session: Session, settings: Settings, month: str) -> Utilisation:
-    """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any."""
+def used_within(count: int, start_ms: int, end_ms: int, held: list[tuple[int, int, int]]) -> int:
+    """GPU-milliseconds of a window of ``count`` reserved GPUs that ``held`` (start, end, GPUs of
+    the reserving project) used: at each instant the lesser of the two."""
+    edges: dict[int, int] = {start_ms: 0, end_ms: 0}
+    for begin, end, gpus in held:
+        begin, end = max(begin, start_ms), min(end, end_ms)
+        if begin < end:
+            edges[begin] = edges.get(begin, 0) + gpus
+            edges[end] = edges.get(end, 0) - gpus
+    used, level, previous = 0, 0, start_ms
+    for at in sorted(edges):
+        used += min(count, level) * (at - previous)
+        level += edges[at]
+        previous = at
+    return used
+
+
+def reserved_use(session: Session, gpu_type: str, start_ms: int, end_ms: int) -> tuple[int, int]:
+    """Reserved GPU-milliseconds of the type between the instants, and how many went unused."""
+    reserved = unused = 0
+    for row in session.scalars(select(Reservation).where(Reservation.gpu_type == gpu_type)):
+        for begin, end in occurrences(row.starts_ms, row.ends_ms, row.weeks):
+            if row.cancelled_ms is not None:
+                end = min(end, row.cancelled_ms)
+            begin, end = max(begin, start_ms), min(end, end_ms)
+            if begin >= end:
+                continue
+            held = [
+                (started, stopped if stopped is not None else end_ms, gpus)
+                for started, stopped, gpus in session.execute(
+                    select(
+                        SpawnSession.started_ms, SpawnSession.stopped_ms, SpawnSession.gpu_count
+                    ).where(
+                        SpawnSession.project_id == row.project_id,
+                        SpawnSession.gpu_type == gpu_type,
+                        SpawnSession.started_ms < end,
+                        (SpawnSession.stopped_ms.is_(None)) | (SpawnSession.stopped_ms > begin),
+                    )
+                )
+            ]
+            kept = row.gpu_count * (end - begin)
+            reserved += kept
+            unused += kept - used_within(row.gpu_count, begin, end, held)
+    return reserved, unused
+
+
+def utilisation(
+    session: Session, settings: Settings, month: str, now_ms: int | None = None
+) -> Utilisation:
+    """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any;
+    reservations count up to ``now_ms`` (default: the month's end)."""
     start, end = month_bounds(month)
+    until = end if now_ms is None else min(end, now_ms)
     duration = charged_ms()
     query = (
         select(
@@ -168,6 +230,7 @@ def utilisation(session: Session, settings: Settings, month: str) -> Utilisation
         capacity_ms = (
             capacity.gpus * (end - start) if capacity and capacity.gpus is not None else None
         )
+        reserved, unused = reserved_use(session, gpu_type, start, until) if gpu_type else (0, 0)
         rows.append(
             TypeUtilisation(
                 gpu_type=gpu_type,
@@ -177,6 +240,8 @@ def utilisation(session: Session, settings: Settings, month: str) -> Utilisation
                 sessions=int(row[1]) if row else 0,
                 list_micro=int(row[3] or 0) if row else 0,
                 subsidy_micro=int(row[4] or 0) if row else 0,
+                reserved_ms=reserved,
+                reserved_unused_ms=unused,
             )
         )
     return Utilisation(month, settings.currency, end - start, rows)
