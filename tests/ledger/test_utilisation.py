@@ -69,6 +69,8 @@ def test_december_per_gpu_type_with_capacity_from_config(usage: Database) -> Non
         "capacity_gpu_hours": f"{2 * DECEMBER_HOURS}.0000",
         "used_gpu_hours": "2.0000",
         "utilisation_percent": "0.13",  # 2 / 1488
+        "reserved_gpu_hours": "0.0000",
+        "reserved_unused_gpu_hours": "0.0000",
         "sessions": 1,
         # 1 h of gpu-2 (2 × 24 + 16 × 0.5 + 128 × 0.1 = 68.80/h), 70% subsidy
         "list": "68.80",
