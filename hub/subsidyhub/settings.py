@@ -347,6 +347,23 @@ class Queue(Strict):
         return int(self.offer_minutes * 60_000)
 
 
+class Smtp(Strict):
+    """Email for what people must not miss while no page of theirs is open: a GPU held for
+    them (docs/gpu-capacity.md). Off while ``host`` is unset."""
+
+    host: str | None = Field(None, max_length=255, description="SMTP server; unset: no email.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS.")
+    username: str | None = Field(None, max_length=255, description="SMTP login, if it needs one.")
+    password_file: Path | None = Field(
+        None, description="File holding the SMTP password (never in this file)."
+    )
+    from_address: str = Field(
+        "subsidyhub@localhost", max_length=320, description="The From: address of the emails."
+    )
+    timeout_seconds: float = Field(10, gt=0, le=120, description="How long to wait for it.")
+
+
 class Bounds(Strict):
     """The largest amounts one entry may carry: a typo must not become public money.
 
@@ -411,6 +428,7 @@ class Settings(Strict):
         "and the utilisation report divides by it.",
     )
     queue: Queue = Queue()
+    smtp: Smtp = Smtp()
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")

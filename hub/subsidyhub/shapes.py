@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from subsidyhub.ledger.accounts import Account
     from subsidyhub.ledger.admission import Admission as AdmissionResult
     from subsidyhub.ledger.admission import Stopped as StopResult
+    from subsidyhub.ledger.capacity import Slot, TypeState
     from subsidyhub.ledger.models import (
         Allocation as AllocationRow,
     )
@@ -569,6 +570,24 @@ class Capacity(Shape):
     gpu_types: list[GpuTypeCapacity]
 
 
+class CalendarSlot(Shape):
+    at: Moment
+    reserved: int
+    running: int = Field(description="GPUs of servers still running then, to their known ends.")
+    free: int
+
+
+class CapacityCalendar(Shape):
+    gpu_type: str
+    label: str
+    gpus: int | None
+    slots: list[CalendarSlot] = Field(description="One per hour, from the current hour.")
+
+
+class CapacityCalendars(Shape):
+    calendars: list[CapacityCalendar]
+
+
 class QueuePlace(Shape):
     id: int
     user: str
@@ -675,6 +694,18 @@ def describe_place(place: QueuePlaceResult) -> dict[str, Any]:
         "gpus_ahead": place.gpus_ahead,
         "estimated_start": iso(place.estimate_ms),
         "latest_start": iso(place.latest_ms),
+    }
+
+
+def describe_calendar(state: TypeState, slots: list[Slot]) -> dict[str, Any]:
+    return {
+        "gpu_type": state.gpu_type,
+        "label": gpu_label(state.gpu_type),
+        "gpus": state.capacity,
+        "slots": [
+            {"at": iso(s.at_ms), "reserved": s.reserved, "running": s.running, "free": s.free}
+            for s in slots
+        ],
     }
 
 

@@ -7,9 +7,18 @@ carol through the enforcer's offer, and nobody else passes her meanwhile.
 from __future__ import annotations
 
 import asyncio
+import email
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import default
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import update
 
+from subsidyhub.ledger.models import Member
+from subsidyhub.netutil import free_port
 from subsidyhub.settings import Settings, parse_settings
 from subsidyhub.testing.hub import TestHub
 from tests.conftest import TEST_CONFIG
@@ -23,15 +32,46 @@ CAROL = {"user": "carol", "profile": "gpu-1", "server_name": "", "project": "bet
 BOB = {"user": "bob", "profile": "gpu-1", "server_name": "", "project": "alpha"}
 
 
+class Inbox:
+    """aiosmtpd's handler: keeps every message the real SMTP server receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
+        return "250 OK"
+
+
 @pytest.fixture
-def settings() -> Settings:
-    return parse_settings(TEST_CONFIG | {"gpu_capacity": {"h800": 1}}, "test-config")
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings(inbox: tuple[Inbox, int]) -> Settings:
+    smtp = {"host": "127.0.0.1", "port": inbox[1], "starttls": False, "from_address": "hub@centre"}
+    return parse_settings(
+        TEST_CONFIG | {"gpu_capacity": {"h800": 1}, "smtp": smtp, "centre_name": "HK AI Centre"},
+        "test-config",
+    )
 
 
 def test_a_full_type_queues_and_the_stop_hands_the_gpu_to_the_head(
-    service: Service, jupyterhub: TestHub
+    service: Service, jupyterhub: TestHub, inbox: tuple[Inbox, int]
 ) -> None:
     seed(service)
+    with service.db.write() as session:  # as a course roster records it
+        session.execute(
+            update(Member).where(Member.username == "carol").values(email="carol@uni.example")
+        )
     alice = service.ok("POST", "api/v1/admissions", who="hub", status=201, json=ALICE)
     refused = service.call("POST", "api/v1/admissions", who="hub", json=CAROL)
     assert refused.status_code == 403
@@ -76,6 +116,17 @@ def test_a_full_type_queues_and_the_stop_hands_the_gpu_to_the_head(
     [offered] = service.ok("GET", "api/v1/queue", who="carol")["places"]
     assert offered["state"] == "offered"
     assert offered["offer_expires"] == "2026-12-01T01:10:00Z"
+    # Carol's page may be closed: GET me (the lab) and her email say it is her turn.
+    [beta] = service.ok("GET", "api/v1/me", who="carol")["projects"]
+    [offer] = [w for w in beta["warnings"] if w["code"] == "gpu_offer"]
+    assert (
+        "Your turn in the queue: 1 × H800 is held for your server until 01:10 UTC"
+        in (offer["message"])
+    )
+    [mail] = inbox[0].messages
+    assert (mail["To"], mail["From"]) == ("carol@uni.example", "hub@centre")
+    assert mail["Subject"] == "Your turn: 1 × H800 is held for you until 01:10 UTC"
+    assert "passes to the next person" in mail.get_content()
     carol = service.ok("POST", "api/v1/admissions", who="hub", status=201, json=CAROL)
     assert carol["session_id"] != alice["session_id"]
     assert service.ok("GET", "api/v1/queue", who="carol")["places"] == []

@@ -175,12 +175,8 @@ def show_queue(
     run: Invocation = ctx.obj
     now = now_ms()
     with run.database().read() as session:
-        types = [gpu_type] if gpu_type else queue.open_types(session)
-        shown = [
-            shapes.describe_place(place)
-            for name in types
-            for place in queue.places(session, run.settings, name, now)
-        ]
+        places = queue.all_places(session, run.settings, now, gpu_type=gpu_type)
+        shown = [shapes.describe_place(place) for place in places]
     if as_json:
         output.print_json({"places": shown})
         return

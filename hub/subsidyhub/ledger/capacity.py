@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from subsidyhub.ledger.models import Project, QueueEntry, Reservation, SpawnSession
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import WEEK_MS
+from subsidyhub.timeutil import MS_PER_HOUR, WEEK_MS
 
 # A queue entry's states (``queue_entries.state``): open while waiting or offered; it ends
 # admitted, left (the person, or an admin, took it out) or expired (an offer not taken up).
@@ -254,6 +254,38 @@ def queue_starts(
         end = at + typical_ms if expected and typical_ms is not None else None
         holders.append(Holder(project_id, gpus, None, end))
     return starts
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One hour of a type's calendar, as known now: reserved, held by servers still running
+    then (until their known ends), and free for anyone."""
+
+    at_ms: int
+    reserved: int
+    running: int
+    free: int
+
+
+def calendar(state: TypeState, start_ms: int, hours: int) -> list[Slot]:
+    """The type's next ``hours`` from ``start_ms``, each at its start: what admins plan with
+    (a reservation that would not fit shows as no free GPUs)."""
+    if state.capacity is None:
+        return []
+    slots = []
+    for n in range(hours):
+        at = start_ms + n * MS_PER_HOUR
+        holders = [h for h in state.holders if _running_at(h, at, expected=False)]
+        free = free_at(state.capacity, holders, state.windows, at)
+        slots.append(
+            Slot(
+                at,
+                sum(reserved_at(state.windows, at).values()),
+                sum(h.gpu_count for h in holders),
+                max(0, free.general),
+            )
+        )
+    return slots
 
 
 # -- reads and the lock ---------------------------------------------------------------------

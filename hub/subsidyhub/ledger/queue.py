@@ -31,10 +31,10 @@ from subsidyhub.errors import InvalidInput, NotFound, Refused
 from subsidyhub.ledger import audit, capacity, prices
 from subsidyhub.ledger.accounts import load_accounts
 from subsidyhub.ledger.admission import choose_project, evaluate, open_entry
-from subsidyhub.ledger.models import Project, QueueEntry, SpawnSession
+from subsidyhub.ledger.models import Member, Project, QueueEntry, SpawnSession
 from subsidyhub.ledger.projects import require_known_project
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import WEEK_MS
+from subsidyhub.timeutil import WEEK_MS, clock_time, format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +318,24 @@ def places(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> 
     return result
 
 
+def all_places(
+    session: Session,
+    settings: Settings,
+    now_ms: int,
+    *,
+    gpu_type: str | None = None,
+    username: str | None = None,
+) -> list[Place]:
+    """Open places of one type (or every type anyone waits for), of one user or everyone."""
+    types = [gpu_type] if gpu_type else open_types(session)
+    return [
+        place
+        for name in types
+        for place in places(session, settings, name, now_ms)
+        if username is None or place.entry.username == username
+    ]
+
+
 def place_of(
     session: Session, settings: Settings, username: str, server_name: str, now_ms: int
 ) -> Place | None:
@@ -378,6 +396,40 @@ def view(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> Ty
             key=lambda w: w.starts_ms,
         ),
     )
+
+
+def email_for(session: Session, entry_id: int) -> str | None:
+    """The waiting person's address: from their membership of the entry's project (a course's
+    roster), else from any of their memberships."""
+    entry = session.get(QueueEntry, entry_id)
+    if entry is None:
+        return None
+    rows = sorted(
+        session.execute(
+            select(Member.email, Member.project_id).where(
+                Member.username == entry.username, Member.email.is_not(None)
+            )
+        ),
+        key=lambda row: row.project_id != entry.project_id,
+    )
+    return rows[0].email if rows else None
+
+
+def offer_email(offer: Offer, centre: str, now_ms: int) -> tuple[str, str]:
+    """Subject and text of the email telling someone a GPU is held for them."""
+    what = f"{offer.gpu_count} × {capacity.gpu_label(offer.gpu_type)}"
+    until = clock_time(offer.expires_ms, now_ms)
+    server = f"server {offer.server_name}" if offer.server_name else "server"
+    subject = f"Your turn: {what} is held for you until {until}"
+    body = (
+        f"A GPU you were waiting for is free. {what} is held for your {server} until {until} "
+        f"({format_duration(offer.expires_ms - now_ms)} from now).\n\n"
+        "Start it from the hub's spawn page; a spawn page you left open starts it by itself. "
+        "If it is not started by then, it passes to the next person in the queue, and you can "
+        "join the queue again.\n\n"
+        f"{centre}\n"
+    )
+    return subject, body
 
 
 def open_types(session: Session) -> list[str]:

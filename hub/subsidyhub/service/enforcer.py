@@ -50,6 +50,7 @@ from subsidyhub.ledger.enforcement import (
 from subsidyhub.ledger.metering import charge_until
 from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
 from subsidyhub.service.leader import Leadership
+from subsidyhub.service.mailer import Mailer
 from subsidyhub.service.metrics import ServiceMetrics
 from subsidyhub.settings import Settings
 
@@ -85,8 +86,10 @@ class Enforcer:
         hub: HubClient,
         metrics: ServiceMetrics,
         clock: Callable[[], int],
+        mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings
+        self.mailer = mailer or Mailer(settings.smtp)
         self.db = db
         self.hub = hub
         self.metrics = metrics
@@ -163,7 +166,9 @@ class Enforcer:
             state.marker = await asyncio.to_thread(self._marker)
         if state.graced_stops:
             await asyncio.to_thread(self._end_graces, self.clock())
-        await asyncio.to_thread(self._serve_queues, self.clock())
+        offers = await asyncio.to_thread(self._serve_queues, self.clock())
+        if offers and self.mailer.enabled:
+            await asyncio.to_thread(self._mail_offers, offers)
         await self._retry_hub_stops()
         if now >= state.next_reconcile_ms:
             await self.reconcile()
@@ -195,13 +200,15 @@ class Enforcer:
         with self.db.read() as session:
             return plan(session, now_ms)
 
-    def _serve_queues(self, now_ms: int) -> None:
+    def _serve_queues(self, now_ms: int) -> list[queue.Offer]:
         """Offers for every GPU type anyone waits for; a write only where someone does."""
         with self.db.read() as session:
             types = queue.open_types(session)
+        made: list[queue.Offer] = []
         for gpu_type in types:
             with self.db.write() as session:
                 offers, expired = queue.make_offers(session, self.settings, gpu_type, now_ms)
+            made += offers
             for offer in offers:
                 self.metrics.queue_wait_seconds.labels(gpu_type).observe(offer.waited_ms / 1000)
                 log.info(
@@ -215,6 +222,17 @@ class Enforcer:
                 )
             if expired:
                 self.metrics.queue_offers_expired.labels(gpu_type).inc(len(expired))
+        return made
+
+    def _mail_offers(self, offers: list[queue.Offer]) -> None:
+        """Tell each person with an email address on record that a GPU is held for them."""
+        with self.db.read() as session:
+            addresses = {o.entry_id: queue.email_for(session, o.entry_id) for o in offers}
+        for offer in offers:
+            address = addresses[offer.entry_id]
+            if address:
+                subject, body = queue.offer_email(offer, self.settings.centre_name, self.clock())
+                self.mailer.send(address, subject, body)
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -136,9 +136,7 @@ def read_profiles(
         ]
         waiting = [
             shapes.describe_place(place)
-            for gpu_type in queue.open_types(session)
-            for place in queue.places(session, settings, gpu_type, now)
-            if place.entry.username == name
+            for place in queue.all_places(session, settings, now, username=name)
         ]
     return {
         "user": name,

@@ -16,9 +16,10 @@ from sqlalchemy import select
 from subsidyhub import shapes
 from subsidyhub.ledger import capacity, queue
 from subsidyhub.ledger.models import Project
-from subsidyhub.service.auth import CurrentIdentity, require_user_or_admin
+from subsidyhub.service.auth import CurrentIdentity, require_admin, require_user_or_admin
 from subsidyhub.service.context import Context
 from subsidyhub.service.schemas import GpuTypeQuery, QueueJoin, QueueLeave, UsernameQuery
+from subsidyhub.timeutil import MS_PER_HOUR
 
 router = APIRouter(tags=["capacity"])
 
@@ -40,6 +41,30 @@ def read_capacity(identity: CurrentIdentity, context: Context) -> dict[str, Any]
 
 
 @router.get(
+    "/capacity/calendar",
+    summary="Each GPU type's next 7 days by the hour: reserved, running, free (admins)",
+    response_model=shapes.CapacityCalendars,
+    response_model_exclude_unset=True,
+)
+def read_calendar(identity: CurrentIdentity, context: Context) -> dict[str, Any]:
+    require_admin(identity, "read the capacity calendar")
+    now = context.clock()
+    hour_start = now - now % MS_PER_HOUR
+    with context.db.read() as session:
+        states = [
+            capacity.load_state(session, context.settings, gpu_type, now)
+            for gpu_type in capacity.gpu_types(context.settings)
+        ]
+    return {
+        "calendars": [
+            shapes.describe_calendar(state, capacity.calendar(state, hour_start, 7 * 24))
+            for state in states
+            if state.capacity is not None
+        ]
+    }
+
+
+@router.get(
     "/queue",
     summary="Places in the GPU queues: every place (admins, the hub) or the caller's own",
     response_model=shapes.Queue,
@@ -58,13 +83,7 @@ def read_queue(
         user = identity.name
     now = context.clock()
     with context.db.read() as session:
-        types = [gpu_type] if gpu_type else queue.open_types(session)
-        places = [
-            place
-            for name in types
-            for place in queue.places(session, context.settings, name, now)
-            if user is None or place.entry.username == user
-        ]
+        places = queue.all_places(session, context.settings, now, gpu_type=gpu_type, username=user)
     return {"places": [shapes.describe_place(place) for place in places]}
 
 

@@ -581,6 +581,182 @@ async function showServers() {
   );
 }
 
+// -- GPUs: capacity now, the next 7 days, the queue, reservations ------------------------
+
+// "in ~20 m" for a future instant, "now" for a past one, "unknown" for none.
+function until(iso) {
+  if (!iso) return "unknown";
+  const seconds = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  return seconds < 60 ? "now" : `in ~${duration(seconds)}`;
+}
+
+// Seven rows (days) of 24 hours; each cell the GPUs free for anyone then, shaded when
+// reserved or full, with the figures in its title.
+function calendarTable(calendar) {
+  const days = [];
+  for (let day = 0; day < 7; day++) days.push(calendar.slots.slice(day * 24, day * 24 + 24));
+  const hours = days[0].map((slot) => slot.at.slice(11, 13));
+  return h(
+    "table",
+    { class: "sh-calendar", "data-gpu-type": calendar.gpu_type },
+    h("thead", {}, h("tr", {}, h("th", {}, "UTC"), hours.map((hour) => h("th", {}, hour)))),
+    h(
+      "tbody",
+      {},
+      days.map((slots) =>
+        h(
+          "tr",
+          {},
+          h("th", {}, slots[0]?.at.slice(5, 10) ?? ""),
+          slots.map((slot) =>
+            h(
+              "td",
+              {
+                class: slot.free === 0 ? "sh-full" : slot.reserved ? "sh-reserved" : "",
+                title: `${when(slot.at)}: ${slot.reserved} reserved, ${slot.running} running, ${slot.free} free`,
+              },
+              slot.free,
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+async function showGpus() {
+  /** @type {[Schemas["Capacity"], Schemas["CapacityCalendars"], Schemas["Queue"], Schemas["Reservations"]]} */
+  const [{ gpu_types }, { calendars }, { places }, { reservations }] = await Promise.all([
+    api("GET", "capacity"),
+    api("GET", "capacity/calendar"),
+    api("GET", "queue"),
+    api("GET", "reservations"),
+  ]);
+  const types = gpu_types.map((t) =>
+    h(
+      "section",
+      { class: "sh-card", "data-gpu-type": t.gpu_type },
+      h("h2", {}, t.label),
+      h(
+        "div",
+        { class: "sh-stats" },
+        stat("GPUs", t.gpus ?? `unknown (${t.source})`),
+        stat("in use", t.in_use),
+        stat("reserved now", t.reserved_now),
+        stat("free now", t.free_now ?? "—"),
+        stat("waiting", t.waiting),
+        stat("next free", until(t.next_free)),
+      ),
+      calendars.filter((c) => c.gpu_type === t.gpu_type).map(calendarTable),
+    ),
+  );
+  const queueRows = places.map((p) =>
+    h(
+      "tr",
+      { "data-place": p.id },
+      h("td", {}, p.position ? String(p.position) : "offer"),
+      h("td", {}, p.user + (p.server_name ? `/${p.server_name}` : "")),
+      h("td", {}, h("a", { href: `#/projects/${p.project}` }, p.project)),
+      h("td", {}, `${p.gpus} × ${p.gpu_type.toUpperCase()}`),
+      h("td", {}, when(p.joined)),
+      h("td", {}, p.state === "offered" ? `held until ${when(p.offer_expires)}` : until(p.estimated_start)),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "sh-danger",
+            onclick: async () => {
+              if (!confirm(`Take ${p.user}'s place out of the queue?`)) return;
+              await api("POST", "queue/leave", { user: p.user, server_name: p.server_name });
+              await showGpus();
+            },
+          },
+          "Remove",
+        ),
+      ),
+    ),
+  );
+  const reservationRows = reservations.map((r) =>
+    h(
+      "tr",
+      { "data-reservation": r.id },
+      h("td", {}, h("a", { href: `#/projects/${r.project}` }, r.project)),
+      h("td", {}, `${r.gpus} × ${r.gpu_type.toUpperCase()}`),
+      h("td", {}, `${when(r.starts)} – ${when(r.ends)}`),
+      h("td", { class: "sh-num" }, r.weeks),
+      h("td", {}, r.note),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "sh-danger",
+            onclick: async () => {
+              if (!confirm(`Cancel the reservation of ${r.project}? Its GPUs admit anyone again.`)) return;
+              await api("POST", `reservations/${r.id}/cancel`);
+              await showGpus();
+            },
+          },
+          "Cancel",
+        ),
+      ),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, "GPUs"),
+    ...types,
+    h(
+      "section",
+      { class: "sh-card", id: "sh-queue" },
+      h("h2", {}, `Queue (${places.length})`),
+      table(
+        [["#"], ["Server"], ["Project"], ["GPUs"], ["Waiting since"], ["Expected start"], [""]],
+        queueRows,
+        "Nobody is waiting.",
+      ),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-reservations" },
+      h("h2", {}, `Reservations (${reservations.length})`),
+      table(
+        [["Project"], ["GPUs"], ["First window"], ["Weeks", "sh-num"], ["Note"], [""]],
+        reservationRows,
+        "No reservations.",
+      ),
+      apiForm({
+        id: "sh-reservation-form",
+        title: "Reserve GPUs",
+        hint: "Keeps GPUs of a type for a project or course over a window, once or weekly; during it they admit only its members. Times in UTC (2027-02-02T14:00:00Z) or with an offset.",
+        fields: [
+          input("project", "Project", { required: true, placeholder: "comp3340" }),
+          select("gpu_type", "GPU type", gpu_types.map((t) => t.gpu_type), gpu_types[0]?.gpu_type),
+          input("gpus", "GPUs", { required: true, size: 4, placeholder: "8" }),
+          input("starts", "Starts", { required: true, placeholder: "2027-02-02T14:00:00Z" }),
+          input("ends", "Ends", { required: true, placeholder: "2027-02-02T16:00:00Z" }),
+          input("weeks", "Weeks", { size: 4, value: "1" }),
+          input("note", "Note (optional)", { class: "sh-wide" }),
+        ],
+        submit: "Reserve",
+        send: (v) =>
+          api("POST", "reservations", {
+            project: v.project.trim(),
+            gpu_type: v.gpu_type,
+            gpus: Number.parseInt(v.gpus, 10),
+            starts: v.starts.trim(),
+            ends: v.ends.trim(),
+            weeks: Number.parseInt(v.weeks || "1", 10),
+            note: v.note.trim(),
+          }),
+        done: showGpus,
+      }),
+    ),
+  );
+}
+
 function showNewProject() {
   main.replaceChildren(
     h("div", { class: "sh-crumbs" }, h("a", { href: "#/" }, "Projects"), " / new"),
@@ -694,7 +870,7 @@ async function showPrices() {
 async function route() {
   const hash = location.hash || "#/";
   const project = hash.match(/^#\/projects\/([^/]+)$/);
-  const named = { "#/new": "new", "#/prices": "prices", "#/servers": "servers" };
+  const named = { "#/new": "new", "#/prices": "prices", "#/servers": "servers", "#/gpus": "gpus" };
   const section = project ? "projects" : named[hash] ?? "projects";
   for (const link of document.querySelectorAll(".sh-nav a")) {
     link.classList.toggle("sh-current", /** @type {HTMLElement} */ (link).dataset.section === section);
@@ -704,6 +880,7 @@ async function route() {
     else if (section === "new") showNewProject();
     else if (section === "prices") await showPrices();
     else if (section === "servers") await showServers();
+    else if (section === "gpus") await showGpus();
     else await showProjects();
   } catch (problem) {
     main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, problem.message));
