@@ -221,7 +221,7 @@ def test_every_stop_is_explained_before_and_after(
         admin_lab.goto(f"{stack.url}/hub/spawn")
         gpu = admin_lab.locator(f"fieldset[data-project={admin}] label.sh-card[data-profile=gpu-1]")
         expect(gpu.locator("input")).to_be_disabled()
-        expect(gpu.locator(".sh-reason")).to_contain_text("This machine has no H800 GPUs")
+        expect(gpu.locator(".sh-reason")).to_contain_text("The centre has 0 H800 GPUs")
         no_overprecise_money(admin_lab, "spawn page")
         shots(admin_lab, "6-spawn-no-gpus")
 

@@ -1,8 +1,10 @@
 """Exclusive GPUs: two spawns race for the one GPU of the pool; one gets it, one is told why.
 
-Both spawns are sent at once, so the loser may be stopped by the hub plugin's pre-spawn check
-(the GPU is already taken) or, when both pass it, by the pool itself when the spawner starts;
-either way it must fail with the message naming the holder, and leave no running session.
+Both spawns are sent at once, so the loser may be stopped by the service's admission (the
+GPU type's capacity, 1 here, is held: "join the queue"), by the hub plugin's pre-spawn check
+(the pool's GPU is already taken, naming the holder) or by the pool itself when the spawner
+starts; either way it must fail with a message saying the GPU is taken, and leave no running
+session.
 
 Real components: the ``subsidyhub up`` stack (JupyterHub, npm configurable-http-proxy, the
 subsidy service as a managed service, ``LocalGPUSpawner``, real JupyterLab servers). The pool
@@ -60,8 +62,10 @@ def test_two_gpu_spawns_on_one_gpu_one_starts_the_other_is_refused_naming_the_ho
     [refused] = [user for user in (alice, bob) if user is not holder]
 
     message = refusal_message(refused, answers[refused])
-    assert "All GPUs of this machine are in use" in message
-    assert f"GPU 0: {holder.name}" in message
+    if "All GPUs of this machine are in use" in message:  # the pool's words name the holder
+        assert f"GPU 0: {holder.name}" in message
+    else:
+        assert "No H800 GPU is free for PyTorch · 1× H800 now (0 of 1 free)" in message
     assert refused.server() is None
 
     state = hub.spawner_state(holder.name)
@@ -81,8 +85,8 @@ def test_a_project_cap_that_refuses_anyway_is_named_rather_than_the_full_pool(
     hub: HubStack, alice: HubUser, bob: HubUser
 ) -> None:
     """With GPU 0 taken, a spawn in a project capped at no GPUs is told about the cap (which its
-    manager can change), not that the machine is full; a spawn the policy would admit still
-    hears about the pool. Asking the policy wrote nothing."""
+    manager can change), not that the GPUs are taken; a spawn every other rule admits hears
+    that none is free and may queue. Asking the policy wrote nothing."""
     hub.admin("project", "create", "capped-gpus", "--name", "Capped GPUs")
     hub.admin("allocate", "capped-gpus", "100")
     hub.admin("member", "add", "capped-gpus", "dave")
@@ -96,18 +100,20 @@ def test_a_project_cap_that_refuses_anyway_is_named_rather_than_the_full_pool(
         assert dave.server() is None
 
         full = refusal_message(bob, bob.start_server("gpu-1"))
-        assert full.startswith("All GPUs of this machine are in use: 0 of 1 free"), full
-        assert "GPU 0: alice" in full
+        assert full.startswith("No H800 GPU is free for PyTorch · 1× H800 now (0 of 1 free)"), full
+        assert "Join the queue" in full
 
         for user in (dave, bob):
             assert service_get(hub, "me", user.new_token()).json()["sessions"] == []
 
-        # Bob's spawn page says so before he tries: gpu-1 is disabled with the pool's words
-        # (no config key), and the CPU profile, which can start, is chosen.
+        # Bob's spawn page says so before he tries: gpu-1 offers the queue (no config key),
+        # and the CPU profile, which can start, is chosen.
         page = bob.http.get("/hub/spawn").text
         card = page.split('data-profile="gpu-1"', 1)[1].split("</label>", 1)[0]
-        assert 'value="gpu-1" disabled' in card
-        assert "All H800 GPUs of this machine are in use: 0 of 1 free" in card
+        assert 'data-queue="yes" value="gpu-1"' in card
+        assert "0 of 1 H800 free now" in card
+        assert "No H800 GPU is free now. Pick it and join the queue" in card
+        assert 'value="cpu-small" checked' in page
         assert "local.gpus" not in page
         assert re.search(r'value="cpu-small"\s+checked', page)
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -156,7 +157,9 @@ def test_eight_race_for_four_gpus_and_the_queue_hands_them_on(
     refused = [name for name, result in results.items() if result != "ready"]
     assert len(started) == 4, results
     for name in refused:
-        assert "No H800 GPU is free" in results[name], results[name]
+        # The service's words; or, when a loser asked while the winners' admissions were still
+        # being written, the host pool's (the hub takes GPUs from it before admission).
+        assert re.search("No H800 GPU is free|All GPUs of this machine are in use", results[name])
 
     # The four refused join the queue, in this order.
     for position, name in enumerate(refused, start=1):
