@@ -130,12 +130,9 @@ class SubsidyClient:
             },
         )
 
-    async def queue_state(self, user: str) -> dict[str, Any]:
-        """The user's places in GPU queues and each GPU type's capacity now."""
-        name = quote(user, safe="")
-        places = await self._call("GET", f"queue?user={name}")
-        capacity = await self._call("GET", "capacity")
-        return {"places": places["places"], "gpu_types": capacity["gpu_types"]}
+    async def queue_places(self, user: str) -> dict[str, Any]:
+        """The user's places in GPU queues (``{"places": [...]}``)."""
+        return await self._call("GET", f"queue?user={quote(user, safe='')}")
 
     async def join_queue(
         self, user: str, server_name: str, profile: str, project: str | None

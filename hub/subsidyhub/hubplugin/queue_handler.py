@@ -2,8 +2,8 @@
 
 The spawn page is served by the hub, so it asks the hub: this handler checks the person's
 hub login (and JupyterHub's XSRF token on a POST) and calls the subsidy service with the
-hub's own token, for that person only. GET answers their places and each GPU type's
-capacity now; POST ``{"profile", "project", "server_name"}`` takes a place (what "Join the
+hub's own token, for that person only. GET answers their places (the spawn page polls it
+each second; the service keeps each queue's places for a second); POST ``{"profile", "project", "server_name"}`` takes a place (what "Join the
 queue" does), ``{"action": "leave", "server_name"}`` gives it up. The service's refusals
 come back as ``{"status", "message"}`` with its status, so the page shows the sentence.
 """
@@ -51,7 +51,7 @@ class QueueHandler(BaseHandler):  # type: ignore[misc]
 
     @web.authenticated
     async def get(self) -> None:
-        await self._relay(self.client.queue_state(self.current_user.name))
+        await self._relay(self.client.queue_places(self.current_user.name))
 
     @web.authenticated
     async def post(self) -> None:

@@ -21,10 +21,10 @@ rows: the wait-time figures and "nobody skipped" can be read back. Docs: docs/gp
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from subsidyhub.errors import InvalidInput, NotFound, Refused
@@ -318,6 +318,9 @@ def places(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> 
     return result
 
 
+PlacesOf = Callable[[Session, str, int], list[Place]]
+
+
 def all_places(
     session: Session,
     settings: Settings,
@@ -325,15 +328,33 @@ def all_places(
     *,
     gpu_type: str | None = None,
     username: str | None = None,
+    places_of: PlacesOf | None = None,
 ) -> list[Place]:
-    """Open places of one type (or every type anyone waits for), of one user or everyone."""
+    """Open places of one type (or every type anyone waits for), of one user or everyone;
+    ``places_of`` computes a type's places (default :func:`places`; the service's keeps them
+    for a second)."""
+    compute = places_of or (lambda s, name, now: places(s, settings, name, now))
     types = [gpu_type] if gpu_type else open_types(session)
     return [
         place
         for name in types
-        for place in places(session, settings, name, now_ms)
+        for place in compute(session, name, now_ms)
         if username is None or place.entry.username == username
     ]
+
+
+def marker(session: Session, gpu_type: str) -> tuple[int, ...]:
+    """What moves whenever a place of the type changes: the newest entry, the open ones, the
+    newest offer and the newest end (one small query)."""
+    row = session.execute(
+        select(
+            func.max(QueueEntry.id),
+            func.count(QueueEntry.id).filter(QueueEntry.ended_ms.is_(None)),
+            func.max(QueueEntry.offered_ms),
+            func.max(QueueEntry.ended_ms),
+        ).where(QueueEntry.gpu_type == gpu_type)
+    ).one()
+    return tuple(value or 0 for value in row)
 
 
 def place_of(

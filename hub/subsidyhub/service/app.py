@@ -44,6 +44,7 @@ from subsidyhub.service.errors import install_error_handlers
 from subsidyhub.service.hubclient import HubClient
 from subsidyhub.service.me_page import MePages
 from subsidyhub.service.metrics import ServiceMetrics
+from subsidyhub.service.queue_places import QueuePlaces
 from subsidyhub.service.routes import (
     admissions,
     audit,
@@ -203,6 +204,7 @@ def create_app(
         metrics=service_metrics,
         clock=clock,
         me_pages=me_pages,
+        queue_places=QueuePlaces(settings),
     )
     install_error_handlers(app)
     for module in API_ROUTERS:

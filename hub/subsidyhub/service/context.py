@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from subsidyhub.service.auth import HubAuthenticator
     from subsidyhub.service.me_page import MePages
     from subsidyhub.service.metrics import ServiceMetrics
+    from subsidyhub.service.queue_places import QueuePlaces
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ServiceContext:
     clock: Callable[[], int]
     # GET me's answers of the last second (and nothing else's).
     me_pages: MePages
+    # Each GPU queue's places of the last second, while the queue is unchanged.
+    queue_places: QueuePlaces
 
 
 async def get_context(request: Request) -> ServiceContext:

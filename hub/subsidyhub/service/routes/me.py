@@ -136,7 +136,9 @@ def read_profiles(
         ]
         waiting = [
             shapes.describe_place(place)
-            for place in queue.all_places(session, settings, now, username=name)
+            for place in queue.all_places(
+                session, settings, now, username=name, places_of=context.queue_places.of_type
+            )
         ]
     return {
         "user": name,

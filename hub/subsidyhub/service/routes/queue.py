@@ -83,7 +83,14 @@ def read_queue(
         user = identity.name
     now = context.clock()
     with context.db.read() as session:
-        places = queue.all_places(session, context.settings, now, gpu_type=gpu_type, username=user)
+        places = queue.all_places(
+            session,
+            context.settings,
+            now,
+            gpu_type=gpu_type,
+            username=user,
+            places_of=context.queue_places.of_type,
+        )
     return {"places": [shapes.describe_place(place) for place in places]}
 
 
