@@ -163,6 +163,25 @@ def test_leaving_passes_an_offer_on_and_a_server_waits_in_one_queue(centre, sett
         queue.leave(session, "user4", "", now_ms=T0 + 14, actor="user4")
 
 
+def test_starting_the_server_with_a_cpu_profile_ends_its_place_as_left(centre, settings):
+    for user in USERS[:4]:
+        admit(centre, settings, user)
+    join(centre, settings, "user4", at=T0 + 1)
+    with centre.write() as session:
+        admission.admit(
+            session,
+            settings,
+            username="user4",
+            project_slug="lab",
+            profile_slug="cpu-small",
+            server_name="",
+            now_ms=T0 + 2,
+        )
+    with centre.read() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.username == "user4")).one()
+    assert (entry.state, entry.session_id, entry.ended_ms) == ("left", None, T0 + 2)
+
+
 def test_a_place_is_refused_for_what_admission_would_refuse_anyway(centre, settings):
     with centre.write() as session, pytest.raises(Refused) as refused:
         queue.join(

@@ -311,8 +311,12 @@ def admit(
     session.flush()
     waited = open_entry(session, username, server_name)
     if waited is not None:
-        # Admitted: the server's wait (its offer, or a place it no longer needs) is over.
-        waited.state, waited.ended_ms, waited.session_id = capacity.ADMITTED, now_ms, row.id
+        # The server runs, so its wait is over: admitted with what it waited for, or left
+        # (started with another profile, e.g. a CPU one, meanwhile).
+        same = waited.gpu_type == profile.gpu_type and waited.gpu_count >= profile.gpu_count
+        waited.state = capacity.ADMITTED if same else capacity.LEFT
+        waited.ended_ms = now_ms
+        waited.session_id = row.id if same else None
     session.add(
         Hold(session_id=row.id, project_id=project.id, amount_micro=hold, created_ms=now_ms)
     )
