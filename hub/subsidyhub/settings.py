@@ -247,6 +247,22 @@ class Kubernetes(Strict):
         le=1,
         description="Size of the memory-backed /dev/shm as a share of the profile's memory; 0: none.",
     )
+    capacity_from_nodes: bool = Field(
+        False,
+        description="Count each GPU type's capacity from the cluster's schedulable, ready nodes "
+        "(allocatable of the type's resource on nodes with its label value), refreshed every "
+        "capacity_refresh_seconds; gpu_capacity stays the fallback. Needs read access to nodes "
+        "(the subsidyhub chart's nodeCapacity.enabled).",
+    )
+    capacity_refresh_seconds: float = Field(
+        60, ge=5, le=3600, description="Seconds between reads of the nodes' GPUs."
+    )
+    api_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="The Kubernetes API server; unset: the cluster's own (in-cluster service "
+        "account).",
+    )
 
 
 class Docker(Strict):

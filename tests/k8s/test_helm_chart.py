@@ -242,6 +242,32 @@ def test_dashboard_config_map_is_the_shipped_dashboard(helm):
     assert json.loads(dashboard["data"]["subsidyhub.json"]) == shipped
 
 
+def test_node_capacity_grants_reading_nodes_and_nothing_else(helm):
+    """Without nodeCapacity the pods get no API token; with it, a ClusterRole to get and list
+    nodes, a token mounted for it, and egress to the API server's ports."""
+    plain = render(helm, *REQUIRED)
+    assert not {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} & {d["kind"] for d in plain}
+    assert (
+        by_kind(plain)["Deployment"]["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        is False
+    )
+    docs = by_kind(render(helm, *REQUIRED, "--set", "nodeCapacity.enabled=true"))
+    assert docs["ClusterRole"]["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}
+    ]
+    binding = docs["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == docs["ClusterRole"]["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "subsidyhub", "namespace": "default"}
+    ]
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("subsidyhub", True)
+    egress = docs["NetworkPolicy"]["spec"]["egress"]
+    assert {
+        "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
+    } in egress
+
+
 def test_existing_secret_creates_none(helm):
     docs = render(helm, "--set", "secret.existingSecret=mine")
     assert "Secret" not in by_kind(docs)

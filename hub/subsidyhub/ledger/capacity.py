@@ -28,7 +28,13 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from subsidyhub.ledger.models import Project, QueueEntry, Reservation, SpawnSession
+from subsidyhub.ledger.models import (
+    ObservedCapacity,
+    Project,
+    QueueEntry,
+    Reservation,
+    SpawnSession,
+)
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import MS_PER_HOUR, WEEK_MS
 
@@ -304,6 +310,37 @@ def lock_type(session: Session, gpu_type: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+# An observation older than this many refresh intervals is not trusted: the configured
+# capacity counts again (a leader that stopped reading, an API server that stopped answering).
+OBSERVATION_LIFETIMES = 3
+
+
+def capacity_of(
+    session: Session, settings: Settings, gpu_type: str, now_ms: int
+) -> tuple[int | None, str]:
+    """The type's capacity and its source: the cluster's nodes when ``kubernetes.
+    capacity_from_nodes`` read them recently, else :meth:`Settings.gpu_capacity_of`."""
+    k8s = settings.kubernetes
+    if settings.backend == "kubernetes" and k8s.capacity_from_nodes:
+        row = session.get(ObservedCapacity, gpu_type)
+        fresh_ms = int(OBSERVATION_LIFETIMES * k8s.capacity_refresh_seconds * 1000)
+        if row is not None and now_ms - row.observed_ms <= fresh_ms:
+            return row.gpus, "cluster"
+    return settings.gpu_capacity_of(gpu_type)
+
+
+def record_observed(session: Session, observed: dict[str, tuple[int, int]], now_ms: int) -> None:
+    """Replace the observed capacity of each type (GPUs, nodes) read from the cluster."""
+    for gpu_type, (gpus, nodes) in observed.items():
+        row = session.get(ObservedCapacity, gpu_type)
+        if row is None:
+            session.add(
+                ObservedCapacity(gpu_type=gpu_type, gpus=gpus, nodes=nodes, observed_ms=now_ms)
+            )
+        else:
+            row.gpus, row.nodes, row.observed_ms = gpus, nodes, now_ms
+
+
 def load_windows(session: Session, gpu_type: str, now_ms: int) -> list[Window]:
     """Windows of the type's reservations that have not ended (cancelled ones excluded)."""
     rows = session.execute(
@@ -336,7 +373,7 @@ def load_state(
     session of the type usually runs) refine the holders' ends for wait estimates; admission
     needs neither.
     """
-    capacity, source = settings.gpu_capacity_of(gpu_type)
+    capacity, source = capacity_of(session, settings, gpu_type, now_ms)
     holders: list[Holder] = []
     for row in session.execute(
         select(

@@ -282,3 +282,15 @@ class QueueEntry(Base):
     offer_expires_ms: Mapped[int | None]
     ended_ms: Mapped[int | None]
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+
+
+class ObservedCapacity(Base):
+    """GPUs of a type the cluster's nodes offered at the last read (``kubernetes.
+    capacity_from_nodes``): one row per type, replaced at each read. Kept in the ledger so every
+    replica and the CLI count the same capacity as the leader that read it."""
+
+    __tablename__ = "observed_capacity"
+    gpu_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gpus: Mapped[int] = mapped_column(Integer)
+    nodes: Mapped[int] = mapped_column(Integer)
+    observed_ms: Mapped[int]

@@ -161,7 +161,7 @@ def join(
             f"profile {current.profile_slug}; leave that queue first, then join with "
             f"{profile.display_name}."
         )
-    gpus_total, _source = settings.gpu_capacity_of(gpu_type)
+    gpus_total, _source = capacity.capacity_of(session, settings, gpu_type, now_ms)
     if gpus_total is None:
         raise InvalidInput(
             f"{label} GPUs have no queue: the centre has not declared how many it runs. Start "

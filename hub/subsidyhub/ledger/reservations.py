@@ -45,12 +45,12 @@ class Request:
     note: str = ""
 
 
-def _check_shape(request: Request, settings: Settings, now_ms: int) -> int:
+def _check_shape(session: Session, request: Request, settings: Settings, now_ms: int) -> int:
     """Bounds of one request; returns the type's capacity."""
     if request.gpu_type not in settings.prices.gpu:
         allowed = ", ".join(sorted(settings.prices.gpu)) or "none"
         raise InvalidInput(f"unknown GPU type {request.gpu_type!r}; GPU types: {allowed}")
-    gpus, _source = settings.gpu_capacity_of(request.gpu_type)
+    gpus, _source = capacity.capacity_of(session, settings, request.gpu_type, now_ms)
     label = capacity.gpu_label(request.gpu_type)
     if gpus is None:
         raise InvalidInput(
@@ -107,7 +107,7 @@ def create(
 ) -> Reservation:
     """Write a reservation after its checks; ``manager_limit`` is the project's
     ``reservable_gpus`` when a manager (not an admin) asks."""
-    gpus = _check_shape(request, settings, now_ms)
+    gpus = _check_shape(session, request, settings, now_ms)
     project = session.scalars(
         select(Project).where(Project.slug == request.project).with_for_update()
     ).first()

@@ -6,6 +6,8 @@ One asyncio task per service process. Each round it
   thread so requests keep being answered);
 * asks :func:`ledger.enforcement.plan` which servers are due and when the next one is, closes
   the due sessions in the ledger with their reason and asks the hub to stop the servers;
+* with ``kubernetes.capacity_from_nodes``, reads each GPU type's capacity from the nodes every
+  ``capacity_refresh_seconds`` (:mod:`subsidyhub.service.node_capacity`);
 * offers freed GPUs to the heads of the GPU queues and lets unclaimed offers expire
   (:func:`ledger.queue.make_offers`), every round while anyone waits, so a stop reaches the
   next person within about a second;
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from subsidyhub.errors import SubsidyError
-from subsidyhub.ledger import admission, queue
+from subsidyhub.ledger import admission, capacity, queue
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.enforcement import (
     Plan,
@@ -52,6 +54,7 @@ from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
 from subsidyhub.service.leader import Leadership
 from subsidyhub.service.mailer import Mailer
 from subsidyhub.service.metrics import ServiceMetrics
+from subsidyhub.service.node_capacity import NodeReadFailed, read_nodes
 from subsidyhub.settings import Settings
 
 log = logging.getLogger("subsidyhub.enforcer")
@@ -68,6 +71,7 @@ class EnforcerState:
 
     next_tick_ms: int = 0
     next_reconcile_ms: int = 0
+    next_node_read_ms: int = 0
     marker: tuple[int, int, int] | None = None
     plan: Plan | None = None
     # Hub stops asked for but not yet confirmed: retried each round until the hub agrees.
@@ -166,6 +170,10 @@ class Enforcer:
             state.marker = await asyncio.to_thread(self._marker)
         if state.graced_stops:
             await asyncio.to_thread(self._end_graces, self.clock())
+        if self._reads_nodes() and now >= state.next_node_read_ms:
+            await self.read_node_capacity()
+            refresh = self.settings.kubernetes.capacity_refresh_seconds
+            state.next_node_read_ms = self.clock() + int(refresh * 1000)
         offers = await asyncio.to_thread(self._serve_queues, self.clock())
         if offers and self.mailer.enabled:
             await asyncio.to_thread(self._mail_offers, offers)
@@ -199,6 +207,28 @@ class Enforcer:
     def _plan(self, now_ms: int) -> Plan:
         with self.db.read() as session:
             return plan(session, now_ms)
+
+    def _reads_nodes(self) -> bool:
+        return (
+            self.settings.backend == "kubernetes" and self.settings.kubernetes.capacity_from_nodes
+        )
+
+    async def read_node_capacity(self) -> None:
+        """Count the nodes' GPUs and record them; a failed read is logged and retried next time
+        (the configured capacity counts again once the last read is too old)."""
+        try:
+            observed = await read_nodes(self.settings.kubernetes)
+        except NodeReadFailed as error:
+            self.metrics.node_reads.labels("failed").inc()
+            log.warning("GPU capacity not read from the nodes: %s", error)
+            return
+        now = self.clock()
+        await asyncio.to_thread(self._record_observed, observed, now)
+        self.metrics.node_reads.labels("ok").inc()
+
+    def _record_observed(self, observed: dict[str, tuple[int, int]], now_ms: int) -> None:
+        with self.db.write() as session:
+            capacity.record_observed(session, observed, now_ms)
 
     def _serve_queues(self, now_ms: int) -> list[queue.Offer]:
         """Offers for every GPU type anyone waits for; a write only where someone does."""

@@ -232,6 +232,12 @@ class ServiceMetrics:
             ["gpu_type"],
             registry=self.registry,
         )
+        self.node_reads = Counter(
+            "subsidyhub_node_capacity_reads",
+            "Reads of the GPU nodes' capacity (kubernetes.capacity_from_nodes), by result.",
+            ["result"],
+            registry=self.registry,
+        )
         self.registry.register(ProjectAccounts(db, clock))
         self.registry.register(GpuCapacity(db, settings, clock))
 

@@ -5,7 +5,8 @@ Revises: 0005
 
 ``reservations`` keeps GPUs of a type for a project over a window, once or weekly;
 ``queue_entries`` records each wait for a GPU server from joining to its end (admitted,
-left or expired). At most one open entry per user and server name.
+left or expired). At most one open entry per user and server name. ``observed_capacity``
+holds each GPU type's capacity as last read from the cluster's nodes.
 """
 
 import sqlalchemy as sa
@@ -73,8 +74,17 @@ def upgrade() -> None:
         postgresql_where=sa.text("ended_ms IS NULL"),
     )
     op.create_index("ix_queue_entries_type", "queue_entries", ["gpu_type", "ended_ms"])
+    op.create_table(
+        "observed_capacity",
+        sa.Column("gpu_type", sa.String(64), nullable=False),
+        sa.Column("gpus", sa.Integer(), nullable=False),
+        sa.Column("nodes", sa.Integer(), nullable=False),
+        sa.Column("observed_ms", Int64, nullable=False),
+        sa.PrimaryKeyConstraint("gpu_type", name=op.f("pk_observed_capacity")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("observed_capacity")
     op.drop_table("queue_entries")
     op.drop_table("reservations")
