@@ -287,6 +287,9 @@ class Offer(Shape):
         description="The project whose reservation needs these GPUs when time_left_seconds "
         "ends (time_left_reason reservation).",
     )
+    reserved_from: Moment | None = Field(
+        None, description="When that reservation starts: the server must be free by then."
+    )
 
 
 class ProjectOffers(Shape):

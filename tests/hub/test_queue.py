@@ -243,8 +243,13 @@ def test_a_reservation_keeps_gpus_for_the_class_and_ends_an_earlier_server_at_it
     )
     early, capped = people["race0"], people["race1"]
     early.start_server("gpu-1", "lab")
+    assert outcome(early) == "ready"
+    # The spawn page says how long the next server may run, and why.
+    card = capped.http.get("/hub/spawn").text.split('data-profile="gpu-1"', 1)[1]
+    card = card.split("</label>", 1)[0]
+    assert f"this H800 must be free by {iso(starts)[11:16]} UTC for COMP3340" in card
     capped.start_server("gpu-1", "lab")
-    assert outcome(early) == outcome(capped) == "ready"
+    assert outcome(capped) == "ready"
     with ledger.read() as session:
         ends = dict(
             session.execute(

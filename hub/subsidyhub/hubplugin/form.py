@@ -25,7 +25,7 @@ from subsidyhub.hubplugin.client import ServiceRefused, ServiceUnavailable, Subs
 from subsidyhub.money import format_money, parse_amount
 from subsidyhub.names import SERVICE_PREFIX
 from subsidyhub.settings import Settings
-from subsidyhub.timeutil import format_duration, to_ms
+from subsidyhub.timeutil import clock_time, format_duration, to_ms
 
 _templates = Environment(
     loader=PackageLoader("subsidyhub.hubplugin", "templates"),
@@ -52,6 +52,9 @@ def _until(moment: str | None) -> str:
 
 
 _templates.filters["until"] = _until
+_templates.filters["clock"] = lambda moment: clock_time(
+    to_ms(datetime.fromisoformat(moment)), time.time_ns() // 1_000_000
+)
 
 # Set on the form when the Start button must be disabled (spawn.html looks for it).
 NOT_STARTABLE = 'data-sh-startable="no"'

@@ -27,6 +27,7 @@ from subsidyhub.service.auth import CurrentIdentity, authenticate, require_user_
 from subsidyhub.service.context import Context, get_context
 from subsidyhub.service.me_page import render_me
 from subsidyhub.service.schemas import UsernameParam
+from subsidyhub.timeutil import iso
 
 router = APIRouter(tags=["me"])
 
@@ -110,8 +111,9 @@ def read_profiles(
                 )
                 offer["time_left_seconds"] = left.seconds
                 offer["time_left_reason"] = left.binding
-                if decision.reserved_for:
+                if decision.reserved_for and decision.max_duration_ms is not None:
                     offer["reserved_for"] = decision.reserved_for
+                    offer["reserved_from"] = iso(now + decision.max_duration_ms)
                 offers.append(offer)
             offered.append(
                 {
