@@ -38,6 +38,10 @@ from subsidyhub.ledger.models import (
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import MS_PER_HOUR, WEEK_MS
 
+# The high half of the GPU types' advisory lock keys: the ledger's other keys (the tick, the
+# migration, the leader) are small numbers, so a type's key never meets one of them.
+GPU_LOCK_SPACE = 0x5B5D_0100 << 32
+
 # A queue entry's states (``queue_entries.state``): open while waiting or offered; it ends
 # admitted, left (the person, or an admin, took it out) or expired (an offer not taken up).
 WAITING = "waiting"
@@ -306,7 +310,7 @@ def lock_type(session: Session, gpu_type: str) -> None:
     lock, never before it, so the order is the ledger's (project, then type).
     """
     if session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"subsidyhub.gpu.{gpu_type}".encode())
+        key = GPU_LOCK_SPACE | zlib.crc32(gpu_type.encode())
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
