@@ -23,7 +23,7 @@ export function connectionLost(
   baseUrl: string,
   model: SubsidyModel,
   execute: (command: string) => Promise<unknown>,
-  stopped: (why: string) => void
+  stopped: (why: string, fromHub: boolean) => void
 ): IConnectionLost {
   if (!hubPrefix) {
     return ConnectionLost; // not under a hub: JupyterLab's own
@@ -35,13 +35,11 @@ export function connectionLost(
     }
     showing = true;
     try {
-      const why = afterStopNotice(
-        await hubStopSentence(),
-        model.me,
-        Date.now()
-      );
+      const hub = await hubStopSentence();
+      const why = afterStopNotice(hub, model.me, Date.now());
       if (why) {
-        stopped(why);
+        // Only the hub's sentence is final; a prediction is replaced once the hub knows.
+        stopped(why, hub !== null);
       }
       const result = await showDialog({
         title: why

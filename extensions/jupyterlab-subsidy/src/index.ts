@@ -78,7 +78,7 @@ const plugin: JupyterFrontEndPlugin<IConnectionLost> = {
       paths.urls.base,
       model,
       command => app.commands.execute(command),
-      why => notifier.stopped(why)
+      (why, fromHub) => notifier.stopped(why, fromHub)
     );
   }
 };

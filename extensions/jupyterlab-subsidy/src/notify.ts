@@ -44,10 +44,14 @@ export class SubsidyNotifier {
 
   /**
    * The server is gone and `sentence` says why (JupyterLab's connection-lost dialog learnt it
-   * first): the notice says the same and stays after the dialog is closed.
+   * first): the notice says the same and stays after the dialog is closed. A sentence not
+   * from the hub (the last `GET me`'s prediction) is shown until the hub's record replaces it.
    */
-  stopped(sentence: string): void {
-    this._show(sentence, true);
+  stopped(sentence: string, fromHub: boolean): void {
+    this._show(sentence, fromHub);
+    if (!fromHub) {
+      this._announceStopped();
+    }
   }
 
   check(): void {

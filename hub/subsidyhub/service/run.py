@@ -112,6 +112,13 @@ def check_database_url(url: str, environ: Mapping[str, str]) -> None:
     )
 
 
+# How long an idle keep-alive connection stays open. configurable-http-proxy reuses idle
+# connections with no idle timeout of its own; uvicorn's default (5 s) closes them while the
+# proxy may be sending on one, which it answers with 503 "socket hang up" (seen in the suite).
+# Closing only after ten idle minutes makes that race rare.
+KEEP_ALIVE_S = 600
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
@@ -145,5 +152,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     # uvicorn's own access log would print query strings; the app logs requests itself.
     uvicorn.run(
-        app, host=environment.host, port=environment.port, access_log=False, log_config=None
+        app,
+        host=environment.host,
+        port=environment.port,
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
