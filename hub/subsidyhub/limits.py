@@ -67,6 +67,8 @@ class Limit:
     choices: Callable[[Settings], set[str]] | None = None
     # Old CLI spellings, by command ("quota set", "member add", "course create").
     old_flags: tuple[tuple[str, str], ...] = ()
+    # What an unset value means, as pages show it.
+    unset: str = "no limit"
 
     @property
     def flag(self) -> str:
@@ -233,9 +235,10 @@ LIMITS: tuple[Limit, ...] = (
         "count",
         "GPUs its managers may reserve",
         "GPUs of a type the project's managers may reserve for it at once (a lecturer for a "
-        "class); admins reserve without this limit. No limit: managers may not reserve.",
+        "class); admins reserve without this limit. Unset: only admins reserve for it.",
         maximum=100_000,
         member_level=False,
+        unset="only admins reserve",
     ),
 )
 BY_NAME: dict[str, Limit] = {limit.name: limit for limit in LIMITS}
@@ -369,4 +372,5 @@ def describe(limit: Limit) -> dict[str, Any]:
         "positive": limit.positive,
         "member_level": limit.member_level,
         "measure": limit.measure,
+        "unset": limit.unset,
     }

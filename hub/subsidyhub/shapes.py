@@ -126,6 +126,7 @@ class LimitDeclaration(Shape):
     positive: bool
     member_level: bool
     measure: str | None = Field(description="What its use is measured against.")
+    unset: str = Field(description='What an unset value means, e.g. "no limit".')
 
 
 class Limits(Shape):

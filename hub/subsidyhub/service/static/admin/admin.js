@@ -91,7 +91,7 @@ function when(iso) {
 // A limit as people read it, from its declaration (GET limits): "2 GPUs", "12 hours", "a, b".
 function limit(value, declared) {
   if (declared.kind === "names") return value === null ? "all" : value.join(", ") || "none";
-  return value === null || value === undefined ? "no limit" : `${value} ${declared.unit}`;
+  return value === null || value === undefined ? declared.unset ?? "no limit" : `${value} ${declared.unit}`;
 }
 
 // The declarations of every quota and limit (name, label, unit, kind, …), fetched once.

@@ -3,7 +3,9 @@
 // Everything comes from the service's API with the session cookie and the CSRF header (see
 // browser_auth.py): GET me (the same figures as JupyterLab's panel: the API leaves out a
 // course student's money, so this page has none to show), GET me/spending, and for a
-// project's managers GET projects/SLUG/member-use. Nothing here changes anything.
+// project's managers GET projects/SLUG/member-use. One thing changes here: a manager whose
+// project may reserve GPUs (its reservable_gpus, set by the centre's admins; a lecturer for
+// a class) reserves and cancels them (POST reservations, …/cancel).
 
 import { duration as formatDuration, money as formatMoney } from "../admin/static/format.js";
 
@@ -24,6 +26,7 @@ const STOP_REASONS = {
   user: "you stopped it",
   stopped: "it was stopped from the hub",
   reconciled: "the hub no longer ran it",
+  reservation: "its GPUs were reserved for a class from then",
 };
 
 function csrfToken() {
@@ -41,11 +44,24 @@ async function api(path) {
   return data;
 }
 
+async function send(path, body = undefined) {
+  const response = await fetch(API + path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-SubsidyHub-CSRF": csrfToken(), "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(data?.message || `The service answered ${response.status}.`);
+  return data;
+}
+
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat(Infinity)) {
@@ -75,10 +91,84 @@ function section(id, title, ...content) {
 /** A limit and its use as people read them: "3 of 4 GPU-hours", "no limit". */
 function limitText(value, declared) {
   if (declared.kind === "names") return value === null ? "all" : value.join(", ") || "none";
-  return value === null || value === undefined ? "no limit" : `${value} ${declared.unit}`;
+  return value === null || value === undefined ? declared.unset ?? "no limit" : `${value} ${declared.unit}`;
 }
 
-function render(me, spending, members) {
+// A datetime-local value (the reader's own time) as ISO 8601 for the API.
+function isoFromLocal(value) {
+  const moment = new Date(value);
+  return Number.isNaN(moment.getTime()) ? value : moment.toISOString();
+}
+
+/** One project's reservations and a form to add one: what a lecturer needs for a class. */
+function reservationCard(project, reservations, gpuTypes, reload) {
+  const error = h("p", { class: "sh-error", role: "alert" });
+  const field = (label, input) => h("label", {}, label, " ", input);
+  const form = h(
+    "form",
+    {
+      class: "sh-reserve",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        error.textContent = "";
+        const values = Object.fromEntries(new FormData(form).entries());
+        try {
+          await send("reservations", {
+            project: project.slug,
+            gpu_type: values.gpu_type,
+            gpus: Number.parseInt(String(values.gpus), 10),
+            starts: isoFromLocal(String(values.starts)),
+            ends: isoFromLocal(String(values.ends)),
+            weeks: Number.parseInt(String(values.weeks || "1"), 10),
+            note: String(values.note).trim(),
+          });
+          await reload();
+        } catch (problem) {
+          error.textContent = problem.message;
+        }
+      },
+    },
+    field("GPU type", h("select", { name: "gpu_type" }, gpuTypes.map((t) => h("option", { value: t.gpu_type }, t.label)))),
+    field("GPUs", h("input", { name: "gpus", size: 4, required: true })),
+    field("From (your time)", h("input", { name: "starts", type: "datetime-local", required: true })),
+    field("To", h("input", { name: "ends", type: "datetime-local", required: true })),
+    field("Weeks", h("input", { name: "weeks", size: 4, value: "1" })),
+    field("Note", h("input", { name: "note", placeholder: "Tuesday labs" })),
+    h("button", { type: "submit" }, "Reserve"),
+    error,
+  );
+  const rows = reservations.map((r) => [
+    `${r.gpus} × ${r.gpu_type.toUpperCase()}`,
+    `${when(r.starts)} – ${when(r.ends)}`,
+    r.weeks > 1 ? `weekly, ${r.weeks} weeks` : "once",
+    r.note,
+    h(
+      "button",
+      {
+        onclick: async () => {
+          if (!window.confirm("Cancel this reservation? Its GPUs admit anyone again.")) return;
+          try {
+            await send(`reservations/${r.id}/cancel`);
+            await reload();
+          } catch (problem) {
+            error.textContent = problem.message;
+          }
+        },
+      },
+      "Cancel",
+    ),
+  ]);
+  return h(
+    "article",
+    { class: "sh-card", id: `sh-reservations-${project.slug}` },
+    h("h3", {}, project.name),
+    h("p", { class: "sh-muted" }, `During a reservation its GPUs start only servers of ${project.name}'s members; you may reserve ${project.quota.reservable_gpus} GPUs at once.`),
+    table("Reservations", ["GPUs", "First window (UTC)", "Repeats", "Note", ""], rows, "No reservations yet."),
+    form,
+  );
+}
+
+function render(me, spending, members, reserving = []) {
   const display = me.currency_display ?? { code: me.currency, symbol: `${me.currency} `, minor_units: 2 };
   const money = (amount) => (amount === null || amount === undefined ? "—" : formatMoney(amount, display));
   const byName = Object.fromEntries(me.limits.map((limit) => [limit.name, limit]));
@@ -167,6 +257,9 @@ function render(me, spending, members) {
   );
 
   const managers = members.length ? [section("sh-members", "Your members' use", managed)] : [];
+  const reservationCards = reserving.length
+    ? [section("sh-reservations", "GPU reservations", reserving.map((r) => reservationCard(r.project, r.list, r.gpuTypes, start)))]
+    : [];
   main.replaceChildren(
     h("h1", {}, "Your usage"),
     section("sh-projects", "Your projects", projects.length ? projects : h("p", {}, "You are not a member of any project yet; ask your group's manager or the centre's admins.")),
@@ -174,6 +267,7 @@ function render(me, spending, members) {
     section("sh-stops", "Recent stops", stops),
     section("sh-spending", "Spending per day", spent),
     ...managers,
+    ...reservationCards,
   );
 }
 
@@ -186,7 +280,16 @@ async function start() {
     const members = await Promise.all(
       managed.map(async (p) => ({ slug: p.slug, list: (await api(`projects/${encodeURIComponent(p.slug)}/member-use`)).members })),
     );
-    render(me, spending, members);
+    const reservable = managed.filter((p) => p.quota.reservable_gpus !== null && p.quota.reservable_gpus !== undefined);
+    const gpuTypes = reservable.length ? (await api("capacity")).gpu_types.filter((t) => t.gpus !== null) : [];
+    const reserving = await Promise.all(
+      reservable.map(async (p) => ({
+        project: p,
+        gpuTypes,
+        list: (await api(`reservations?project=${encodeURIComponent(p.slug)}`)).reservations,
+      })),
+    );
+    render(me, spending, members, reserving);
   } catch (error) {
     main.replaceChildren(h("p", { class: "sh-error", role: "alert" }, error.message));
   }
