@@ -203,6 +203,11 @@ def join(
     return entry
 
 
+def project_slug(session: Session, entry: QueueEntry) -> str:
+    """The slug of the project an entry is charged to (for its description)."""
+    return session.scalar(select(Project.slug).where(Project.id == entry.project_id)) or ""
+
+
 def leave(
     session: Session, username: str, server_name: str, *, now_ms: int, actor: str
 ) -> QueueEntry:

@@ -227,6 +227,15 @@ def _ended(holder: capacity.Holder, at_ms: int) -> capacity.Holder:
     )
 
 
+def project_of(session: Session, reservation_id: int) -> str | None:
+    """The slug of a reservation's project; ``None`` if there is no such reservation."""
+    return session.scalar(
+        select(Project.slug)
+        .join(Reservation, Reservation.project_id == Project.id)
+        .where(Reservation.id == reservation_id)
+    )
+
+
 def cancel(session: Session, reservation_id: int, *, actor: str, now_ms: int) -> Reservation:
     """Cancel a reservation (its row stays, marked); cancelling twice is harmless."""
     row = session.get(Reservation, reservation_id, with_for_update=True)

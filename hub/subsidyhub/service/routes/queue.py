@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from subsidyhub import shapes
 from subsidyhub.ledger import capacity, queue
-from subsidyhub.ledger.models import Project
 from subsidyhub.service.auth import CurrentIdentity, require_admin, require_user_or_admin
 from subsidyhub.service.context import Context
 from subsidyhub.service.schemas import GpuTypeQuery, QueueJoin, QueueLeave, UsernameQuery
@@ -119,8 +117,7 @@ def join_queue(body: QueueJoin, identity: CurrentIdentity, context: Context) -> 
         place = queue.place_of(session, context.settings, body.user, body.server_name, now)
         if place is not None and place.entry.id == entry_id:
             return shapes.describe_place(place)
-        slug = session.scalar(select(Project.slug).where(Project.id == entry.project_id))
-        return shapes.describe_entry(entry, slug or "")
+        return shapes.describe_entry(entry, queue.project_slug(session, entry))
 
 
 @router.post(
@@ -134,5 +131,4 @@ def leave_queue(body: QueueLeave, identity: CurrentIdentity, context: Context) -
     now = context.clock()
     with context.db.write() as session:
         entry = queue.leave(session, body.user, body.server_name, now_ms=now, actor=identity.actor)
-        slug = session.scalar(select(Project.slug).where(Project.id == entry.project_id))
-        return shapes.describe_entry(entry, slug or "")
+        return shapes.describe_entry(entry, queue.project_slug(session, entry))

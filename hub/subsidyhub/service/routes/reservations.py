@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from subsidyhub import shapes
 from subsidyhub.errors import Forbidden
 from subsidyhub.ledger import reservations
-from subsidyhub.ledger.models import Project, Reservation
 from subsidyhub.service.auth import ADMINS, CurrentIdentity, project_for, require_admin
 from subsidyhub.service.context import Context
 from subsidyhub.service.schemas import ProjectSlugQuery, ReservationCreate, ReservationId
@@ -97,14 +95,10 @@ def cancel_reservation(
 ) -> dict[str, Any]:
     now = context.clock()
     with context.db.write() as session:
-        found = session.execute(
-            select(Reservation.id, Project.slug)
-            .join(Project, Project.id == Reservation.project_id)
-            .where(Reservation.id == reservation_id)
-        ).first()
-        if found is None and not identity.is_admin:
+        slug = reservations.project_of(session, reservation_id)
+        if slug is None:
             require_admin(identity, "cancel reservations")
-        if found is not None:
-            project_for(session, identity, found.slug, "cancel the reservations")
+        else:
+            project_for(session, identity, slug, "cancel the reservations")
         row = reservations.cancel(session, reservation_id, actor=identity.actor, now_ms=now)
-        return shapes.describe_reservation(row, found.slug if found else "")
+        return shapes.describe_reservation(row, slug or "")
