@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_pick = random.SystemRandom()
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
-    with socket.socket() as sock:
+    """A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range.
+
+    A port the OS picks (bind to 0) comes from that range, which outgoing connections draw
+    their local ports from too: between the pick and the listener's bind, a connection may
+    take it (the listener then fails with "address in use"), or a client may even connect to
+    itself on it and read its own request back. Below the range only listeners compete.
+    """
+    low = _ephemeral_low()
+    floor = 10_000 if low > 11_000 else 1024
+    for _ in range(200):
+        port = _pick.randint(floor, low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # the low range is full: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
