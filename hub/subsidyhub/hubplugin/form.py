@@ -43,17 +43,21 @@ def _money(amount: str, currency: str) -> str:
 _templates.filters["money"] = _money
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def _until(moment: str | None) -> str:
     """An ISO instant from the service as a wait people read: ``now``, ``in ~20 m``."""
     if moment is None:
         return "unknown"
-    ms = to_ms(datetime.fromisoformat(moment)) - time.time_ns() // 1_000_000
+    ms = to_ms(datetime.fromisoformat(moment)) - _now_ms()
     return "now" if ms < 60_000 else f"in ~{format_duration(ms)}"
 
 
 _templates.filters["until"] = _until
 _templates.filters["clock"] = lambda moment: clock_time(
-    to_ms(datetime.fromisoformat(moment)), time.time_ns() // 1_000_000
+    to_ms(datetime.fromisoformat(moment)), _now_ms()
 )
 
 # Set on the form when the Start button must be disabled (spawn.html looks for it).

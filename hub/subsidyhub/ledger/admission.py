@@ -154,10 +154,12 @@ def evaluate(
     *,
     server_name: str = "",
     count_gpus: bool = True,
+    gpu_states: dict[str, capacity.TypeState] | None = None,
 ) -> tuple[Decision, Account, int]:
     """Facts plus policy, without writing: used by admission, by the spawn form's preview and
     by the queue (``count_gpus=False``: a place in the queue is asked for because no GPU is
-    free, so every rule but capacity applies)."""
+    free, so every rule but capacity applies). ``gpu_states`` keeps each GPU type's state
+    across the calls of one preview, which evaluates every profile of every project."""
     member = get_member(session, project, username)
     account = load_account(session, project, now_ms)
     hold = hold_for(price_list, profile, project.subsidy_bp, settings)
@@ -189,7 +191,7 @@ def evaluate(
         names={p.slug: p.display_name for p in settings.profiles},
     )
     gpus = (
-        gpu_facts(session, settings, project.id, username, server_name, profile, now_ms)
+        gpu_facts(session, settings, project.id, username, server_name, profile, now_ms, gpu_states)
         if count_gpus
         else None
     )
@@ -222,13 +224,18 @@ def gpu_facts(
     server_name: str,
     profile: Profile,
     now_ms: int,
+    states: dict[str, capacity.TypeState] | None = None,
 ) -> GpuFacts | None:
     """The profile's GPU type as this spawn sees it; ``None`` for a CPU profile or a type
     whose capacity is unknown. Admission reads it under the type's lock (:func:`admit`); the
     spawn form's preview reads a snapshot."""
     if not profile.gpu_count or profile.gpu_type is None:
         return None
-    state = capacity.load_state(session, settings, profile.gpu_type, now_ms)
+    state = states.get(profile.gpu_type) if states is not None else None
+    if state is None:
+        state = capacity.load_state(session, settings, profile.gpu_type, now_ms)
+        if states is not None:
+            states[profile.gpu_type] = state
     if state.capacity is None:
         return None
     offered = state.offer_of(username, server_name) is not None

@@ -173,7 +173,8 @@ def join(
             f"{profile.gpu_count}: waiting would never end. Pick a profile with fewer GPUs.",
             reason="no_gpu_capacity",
         )
-    if len([e for e in _open(session, gpu_type) if e.state == capacity.WAITING]) >= (
+    # The server has no open entry (checked above), so this counts everyone waiting.
+    if capacity.waiting_count(session, gpu_type, exclude=(username, server_name)) >= (
         settings.queue.max_waiting
     ):
         raise Refused(
@@ -300,8 +301,14 @@ def places(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> 
         typical_ms=typical,
     )
     offered, waiting = _ordered(session, settings, state, now_ms)
+    # The slugs of the waiting projects only (not every project of the centre).
     slugs: dict[int, str] = {
-        pid: slug for pid, slug in session.execute(select(Project.id, Project.slug))
+        pid: slug
+        for pid, slug in session.execute(
+            select(Project.id, Project.slug).where(
+                Project.id.in_({e.project_id for e in [*offered, *waiting]})
+            )
+        )
     }
     result = [Place(e, slugs.get(e.project_id, ""), 0, 0, now_ms, now_ms) for e in offered]
     queue = [(entry.project_id, entry.gpu_count) for entry in waiting]
@@ -393,14 +400,17 @@ class TypeView:
 VIEW_AHEAD_MS = WEEK_MS
 
 
-def view(session: Session, settings: Settings, gpu_type: str, now_ms: int) -> TypeView:
-    """The type's capacity, use, reservations and queue now, with when a GPU frees."""
-    typical = capacity.typical_session_ms(session, gpu_type, now_ms)
+def view(
+    session: Session, settings: Settings, gpu_type: str, now_ms: int, *, estimate: bool = True
+) -> TypeView:
+    """The type's capacity, use, reservations and queue now, with when a GPU frees
+    (``estimate=False``: without it, for readers of the counts alone, such as metrics)."""
+    typical = capacity.typical_session_ms(session, gpu_type, now_ms) if estimate else None
     state = capacity.load_state(session, settings, gpu_type, now_ms, typical_ms=typical)
     free = capacity.free_now(state, now_ms)
     waiting = [e for e in _open(session, gpu_type) if e.state == capacity.WAITING]
     next_free = latest = None
-    if state.capacity:
+    if estimate and state.capacity:
         # "For anyone": a project id no reservation names.
         ahead = [(0, entry.gpu_count) for entry in waiting] + [(0, 1)]
         next_free = capacity.queue_starts(state, ahead, now_ms, typical_ms=typical, expected=True)[

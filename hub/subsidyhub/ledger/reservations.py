@@ -15,7 +15,7 @@ reserve for any project; a project's managers for their own project, up to its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -211,20 +211,9 @@ def _cap_running(
                 {"max_stop": iso(at), "reason": stops.RESERVATION, "for": window.project_name},
             )
             capped.append(row.id)
-            holders = [h if h is not victim else _ended(h, at) for h in holders]
+            ended = replace(victim, known_end_ms=at, expected_end_ms=at)
+            holders = [h if h is not victim else ended for h in holders]
     return capped
-
-
-def _ended(holder: capacity.Holder, at_ms: int) -> capacity.Holder:
-    return capacity.Holder(
-        holder.project_id,
-        holder.gpu_count,
-        at_ms,
-        at_ms,
-        holder.username,
-        holder.server_name,
-        holder.offer_id,
-    )
 
 
 def project_of(session: Session, reservation_id: int) -> str | None:

@@ -90,10 +90,9 @@ class Enforcer:
         hub: HubClient,
         metrics: ServiceMetrics,
         clock: Callable[[], int],
-        mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings
-        self.mailer = mailer or Mailer(settings.smtp)
+        self.mailer = Mailer(settings.smtp)
         self.db = db
         self.hub = hub
         self.metrics = metrics

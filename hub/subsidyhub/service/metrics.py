@@ -147,7 +147,7 @@ class GpuCapacity(Collector):
         now = self._clock()
         with self._db.read() as session:
             for gpu_type in capacity.gpu_types(self._settings):
-                view = queue.view(session, self._settings, gpu_type, now)
+                view = queue.view(session, self._settings, gpu_type, now, estimate=False)
                 labels = [gpu_type]
                 if view.state.capacity is not None:
                     total.add_metric(labels, view.state.capacity)

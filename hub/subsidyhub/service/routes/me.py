@@ -82,6 +82,7 @@ def read_profiles(
         memberships = projects_of(session, name)
         accounts = load_accounts(session, [project for project, _ in memberships], now)
         offered: list[dict[str, Any]] = []
+        gpu_states: dict[str, capacity.TypeState] = {}  # each type read once for all profiles
         for project, member in memberships:
             in_force = limits_in_force(project, member)
             measured = {"member_gpu_ms_week": member_gpu_ms_week(session, project.id, name, now)}
@@ -90,7 +91,14 @@ def read_profiles(
             offers = []
             for profile in settings.profiles:
                 decision, account, hold = evaluate(
-                    session, settings, project, name, profile, price_list, now
+                    session,
+                    settings,
+                    project,
+                    name,
+                    profile,
+                    price_list,
+                    now,
+                    gpu_states=gpu_states,
                 )
                 offer = shapes.describe_offer(
                     profile, price_list, project.subsidy_bp, account, decision, hold
