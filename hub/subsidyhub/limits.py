@@ -240,6 +240,17 @@ LIMITS: tuple[Limit, ...] = (
         member_level=False,
         unset="only admins reserve",
     ),
+    Limit(
+        "idle_gpu_hours",
+        "hours",
+        "Idle GPU time before a stop",
+        "Hours a server's GPUs may sit idle before it is stopped (its owner is warned first and "
+        "may keep it once); 0: never stopped for idle GPUs. Unset: the centre's default.",
+        # a leap year
+        maximum=8784,
+        member_level=False,
+        unset="the centre's default",
+    ),
 )
 BY_NAME: dict[str, Limit] = {limit.name: limit for limit in LIMITS}
 MEMBER_LIMITS: tuple[Limit, ...] = tuple(limit for limit in LIMITS if limit.member_level)

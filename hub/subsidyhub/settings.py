@@ -380,6 +380,98 @@ class Smtp(Strict):
     timeout_seconds: float = Field(10, gt=0, le=120, description="How long to wait for it.")
 
 
+class IdleGpu(Strict):
+    """GPU utilisation per running server, and what happens to a server whose GPUs sit idle
+    (docs/idle-gpus.md): sampled, warned in JupyterLab, stopped with the reason ``idle_gpu``."""
+
+    source: Literal["auto", "nvml", "prometheus", "exporter", "off"] = Field(
+        "auto",
+        description="Where utilisation is read: nvml (this host's GPUs, local and docker "
+        "backends), prometheus (dcgm-exporter's series through a Prometheus HTTP API), exporter "
+        "(dcgm-exporter's own /metrics endpoints), off. auto: nvml on local and docker; on "
+        "kubernetes prometheus when prometheus_url is set, else exporter when exporter_urls "
+        "are, else off.",
+    )
+    sample_seconds: float = Field(
+        30, gt=0, le=3600, description="Seconds between samples of every GPU server."
+    )
+    threshold_percent: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="A server is idle while every one of its GPUs is below this utilisation "
+        "(memory held does not count as work).",
+    )
+    stop_after_minutes: Decimal = Field(
+        Decimal(30),
+        gt=0,
+        le=10080,
+        description="Minutes of idle GPUs before the server is stopped, for projects without "
+        "their own idle_gpu_hours.",
+    )
+    warn_before_minutes: Decimal = Field(
+        Decimal(10),
+        ge=0,
+        le=10080,
+        description="Minutes before the stop that JupyterLab warns, offering Keep it once.",
+    )
+    window_minutes: Decimal = Field(
+        Decimal(60),
+        gt=0,
+        le=1440,
+        description="Minutes of samples kept per server for the lab's utilisation plot.",
+    )
+    prometheus_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Prometheus HTTP API base (e.g. http://prometheus:9090) where "
+        "dcgm-exporter's DCGM_FI_DEV_GPU_UTIL and DCGM_FI_DEV_FB_USED are scraped.",
+    )
+    exporter_urls: tuple[Annotated[str, Field(pattern=r"^https?://")], ...] = Field(
+        (), description="dcgm-exporter metrics endpoints (e.g. http://node-1:9400/metrics)."
+    )
+    pod_label: str = Field(
+        "pod",
+        min_length=1,
+        max_length=100,
+        description="The series label naming the pod that uses a GPU (exported_pod where "
+        "Prometheus renamed dcgm-exporter's own pod label).",
+    )
+    namespace_label: str = Field(
+        "namespace",
+        min_length=1,
+        max_length=100,
+        description="The series label naming the pod's namespace (exported_namespace likewise).",
+    )
+    timeout_seconds: float = Field(
+        5, gt=0, le=60, description="How long one read of Prometheus or an exporter may take."
+    )
+
+    @model_validator(mode="after")
+    def _source_reachable(self) -> IdleGpu:
+        if self.source == "prometheus" and not self.prometheus_url:
+            raise ValueError("source prometheus needs prometheus_url (the Prometheus HTTP API)")
+        if self.source == "exporter" and not self.exporter_urls:
+            raise ValueError("source exporter needs exporter_urls (dcgm-exporter's /metrics)")
+        return self
+
+    @property
+    def sample_ms(self) -> int:
+        return int(self.sample_seconds * 1000)
+
+    @property
+    def stop_after_ms(self) -> int:
+        return int(self.stop_after_minutes * 60_000)
+
+    @property
+    def warn_before_ms(self) -> int:
+        return int(self.warn_before_minutes * 60_000)
+
+    @property
+    def window_ms(self) -> int:
+        return int(self.window_minutes * 60_000)
+
+
 class Bounds(Strict):
     """The largest amounts one entry may carry: a typo must not become public money.
 
@@ -445,6 +537,7 @@ class Settings(Strict):
     )
     queue: Queue = Queue()
     smtp: Smtp = Smtp()
+    idle_gpu: IdleGpu = IdleGpu()
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")
@@ -542,6 +635,17 @@ class Settings(Strict):
         if pool is not None and profile_types == {gpu_type}:
             return len(pool), f"{self.backend}.gpus"
         return None, "unknown"
+
+    def idle_gpu_source(self) -> str:
+        """The utilisation source in force: ``idle_gpu.source``, with ``auto`` resolved."""
+        idle = self.idle_gpu
+        if idle.source != "auto":
+            return idle.source
+        if self.backend != "kubernetes":
+            return "nvml"
+        if idle.prometheus_url:
+            return "prometheus"
+        return "exporter" if idle.exporter_urls else "off"
 
     def resolved_data_dir(self) -> Path:
         """``SUBSIDYHUB_DATA_DIR`` (what ``--data-dir`` sets), else ``data_dir``, else ./.subsidyhub."""

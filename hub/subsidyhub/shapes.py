@@ -33,13 +33,14 @@ from subsidyhub.ledger.pricing import (
     subsidy_rate_per_hour,
 )
 from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
-from subsidyhub.timeutil import iso
+from subsidyhub.timeutil import format_hours, iso
 
 if TYPE_CHECKING:
     from subsidyhub.ledger.accounts import Account
     from subsidyhub.ledger.admission import Admission as AdmissionResult
     from subsidyhub.ledger.admission import Stopped as StopResult
     from subsidyhub.ledger.capacity import Slot, TypeState
+    from subsidyhub.ledger.idle import Plot as IdlePlot
     from subsidyhub.ledger.models import (
         Allocation as AllocationRow,
     )
@@ -100,8 +101,9 @@ class Warning(Shape):
         description='Stable while the condition holds: "{project}:{code}", e.g. "demo:exhausted".'
     )
     code: str = Field(
-        description="exhausted, below_N_percent, stop_soon, or gpu_offer (a GPU held for one "
-        "of the caller's servers: their turn in the queue)."
+        description="exhausted, below_N_percent, stop_soon, gpu_offer (a GPU held for one "
+        "of the caller's servers: their turn in the queue), or idle_gpu (one of the caller's "
+        "servers stops at `at` because its GPUs do no work)."
     )
     severity: WarningSeverity = Field(
         description="info (a threshold crossed), warning (the last threshold before the money "
@@ -111,6 +113,10 @@ class Warning(Shape):
     message: str
     threshold: str | None = None
     at: Moment | None = None
+    server_name: str | None = Field(None, description="idle_gpu: the server it is about.")
+    can_keep: bool | None = Field(
+        None, description="idle_gpu: whether its owner may still keep it (POST me/idle/keep)."
+    )
 
 
 class LimitDeclaration(Shape):
@@ -181,6 +187,55 @@ class Costs(Shape):
     copay: Amount
 
 
+class GpuUsage(Shape):
+    """How a GPU server's GPUs have been used (:mod:`subsidyhub.ledger.idle`)."""
+
+    idle_since: Moment | None = Field(
+        description="Since when every GPU of it has been idle; null: busy, or not read yet."
+    )
+    idle_hours: str = Field(description="Its idle GPU time so far, in wall-clock hours.")
+    sampled_at: Moment | None = Field(description="Its latest utilisation sample.")
+    kept_at: Moment | None = Field(
+        description="When its owner chose Keep it despite idle GPUs (once per server)."
+    )
+    stops_at: Moment | None = Field(
+        None,
+        description="When it stops if its GPUs stay idle (shown to its owner); null: not idle, "
+        "or its project's servers are never stopped for idle GPUs.",
+    )
+
+
+class GpuSamplePoint(Shape):
+    at: Moment
+    utilisation_pct: int = Field(description="The busiest of its GPUs, 0-100.")
+    memory_mib: int = Field(description="GPU memory in use, summed over its GPUs.")
+    idle: bool = Field(description="Below the threshold: counted as idle time.")
+
+
+class GpuUsagePlot(Shape):
+    """A running GPU server's recent utilisation (the lab panel's plot) and idle state."""
+
+    user: str
+    server_name: str
+    session_id: int
+    gpu_type: str | None
+    gpu_count: int
+    threshold_percent: int = Field(description="Below this, every GPU of it counts as idle.")
+    sample_seconds: float
+    usage: GpuUsage
+    samples: list[GpuSamplePoint]
+    can_keep: bool = Field(description="Whether its owner may still press Keep it.")
+
+
+class IdleKept(Shape):
+    session_id: int
+    server_name: str
+    kept_at: Moment
+    stops_at: Moment | None = Field(
+        description="When it stops if its GPUs stay idle from now; null: never."
+    )
+
+
 class Session(Shape):
     """A running (or stopped) server's session with what it has cost so far."""
 
@@ -202,6 +257,7 @@ class Session(Shape):
         description="Which limit set max_stop_at at admission: max_session_hours (the session "
         "cap) or weekly_gpu_hours (the member's weekly GPU-hours left then).",
     )
+    gpu_usage: GpuUsage | None = Field(None, description="GPU servers: how their GPUs are used.")
 
 
 class CurrencyDisplay(Shape):
@@ -222,7 +278,8 @@ class RecentStop(Shape):
     stopped: Moment
     reason: str = Field(
         description="subsidy_exhausted, weekly_gpu_hours, max_session_hours, project_closed, "
-        "admin, idle, superseded, user, stopped (reported by the hub) or reconciled."
+        "reservation, admin, idle, idle_gpu (its GPUs idle too long), superseded, user, stopped "
+        "(reported by the hub) or reconciled."
     )
     note: str | None = Field(description="The admin's note, for an admin's stop.")
     message: str = Field(description="What happened and what to do, for the server's owner.")
@@ -491,6 +548,16 @@ class StatementTotals(Costs):
     hours: Hours
     gpu_hours: Hours
     cpu_hours: Hours
+    idle_gpu_hours: Hours = Field(
+        description="GPU-hours while every GPU of the servers did no work (idle hours × GPUs), "
+        "by UTC day within the month."
+    )
+    idle_list: Amount = Field(
+        description="Of list: the GPUs' part of the sessions' rates over their idle time. Part "
+        "of the charges, not in addition to them."
+    )
+    idle_subsidy: Amount = Field(description="Of subsidy: what the scheme paid for idle GPUs.")
+    idle_copay: Amount = Field(description="Of co-pay: idle_list minus idle_subsidy.")
 
 
 class StatementLine(StatementTotals):
@@ -507,6 +574,57 @@ class Statement(Shape):
     projects: list[StatementProject]
     lines: list[StatementLine]
     totals: StatementTotals
+
+
+class UtilisationRow(Shape):
+    """One GPU type (``cpu-only`` for sessions without GPUs; ``TOTAL``) in one month."""
+
+    gpu_type: str
+    gpus: int | None = Field(description="Capacity; null where unknown or for cpu-only.")
+    capacity_source: str | None
+    capacity_gpu_hours: Hours | None
+    used_gpu_hours: Hours = Field(description="GPU-hours charged to sessions in the month.")
+    utilisation_percent: str | None = Field(description="Used over capacity, in percent.")
+    reserved_gpu_hours: Hours
+    reserved_unused_gpu_hours: Hours
+    sessions: int
+    list: Amount
+    subsidy: Amount
+    idle_gpu_hours: Hours = Field(
+        description="Of the used GPU-hours, those while every GPU of a server did no work."
+    )
+    idle_percent: str | None = Field(
+        description="Idle GPU-hours over used GPU-hours, in percent; null with no use."
+    )
+    idle_list: Amount = Field(
+        description="The GPUs' part of the list price over their idle time: part of list."
+    )
+    idle_subsidy: Amount = Field(description="Of subsidy: what the scheme paid for idle GPUs.")
+
+
+class UtilisationProject(Shape):
+    """One project's GPU use in the month (all types) and its idle GPUs."""
+
+    project: str
+    used_gpu_hours: Hours
+    idle_gpu_hours: Hours
+    idle_percent: str | None
+    idle_list: Amount
+    idle_subsidy: Amount
+
+
+class Utilisation(Shape):
+    """The month's GPU utilisation per GPU type and per project, as the funder asks for it."""
+
+    month: str
+    currency: str
+    hours_in_month: Hours
+    rows: list[UtilisationRow]
+    totals: UtilisationRow
+    projects: list[UtilisationProject] = Field(
+        description="Projects that used GPUs or left them idle in the month, by slug."
+    )
+    unknown_capacity: list[str] = Field(description="GPU types whose capacity is unknown.")
 
 
 class MembershipChange(Shape):
@@ -556,6 +674,10 @@ class GpuTypeCapacity(Shape):
     gpus: int | None = Field(description="Capacity; null when the centre has not declared it.")
     source: str = Field(description="gpu_capacity, local.gpus, docker.gpus or unknown.")
     in_use: int = Field(description="GPUs held by running servers and open offers.")
+    gpus_idle: int = Field(
+        description="Of those in use, GPUs of running servers whose GPUs all do no work now "
+        "(below the idle threshold at their latest sample)."
+    )
     reserved_now: int = Field(description="GPUs reserved for projects at this instant.")
     free_now: int | None = Field(description="GPUs anyone may take now (not reserved).")
     waiting: int = Field(description="Servers waiting in the queue.")
@@ -721,6 +843,7 @@ def describe_type_view(view: TypeView) -> dict[str, Any]:
         "gpus": state.capacity,
         "source": state.source,
         "in_use": state.in_use,
+        "gpus_idle": state.gpus_idle,
         "reserved_now": view.reserved_now,
         "free_now": view.free_now,
         "waiting": view.waiting,
@@ -927,7 +1050,44 @@ def summarise_project(
     }
 
 
-def describe_session(row: SpawnSession, project_slug: str, now_ms: int) -> dict[str, Any]:
+def describe_gpu_usage(row: SpawnSession, stops_at_ms: int | None = None) -> dict[str, Any]:
+    return {
+        "idle_since": iso(row.idle_since_ms),
+        "idle_hours": format_hours(row.idle_gpu_ms, 2),
+        "sampled_at": iso(row.gpu_sampled_ms),
+        "kept_at": iso(row.idle_kept_ms),
+        "stops_at": iso(stops_at_ms),
+    }
+
+
+def describe_gpu_plot(plot: IdlePlot, settings: Settings) -> dict[str, Any]:
+    row = plot.session
+    threshold = settings.idle_gpu.threshold_percent
+    return {
+        "user": row.username,
+        "server_name": row.server_name,
+        "session_id": row.id,
+        "gpu_type": row.gpu_type,
+        "gpu_count": row.gpu_count,
+        "threshold_percent": threshold,
+        "sample_seconds": settings.idle_gpu.sample_seconds,
+        "usage": describe_gpu_usage(row, plot.stops_at_ms),
+        "samples": [
+            {
+                "at": iso(sample.at_ms),
+                "utilisation_pct": sample.utilisation_pct,
+                "memory_mib": sample.memory_mib,
+                "idle": sample.utilisation_pct < threshold,
+            }
+            for sample in plot.samples
+        ],
+        "can_keep": row.idle_kept_ms is None,
+    }
+
+
+def describe_session(
+    row: SpawnSession, project_slug: str, now_ms: int, idle_stop_ms: int | None = None
+) -> dict[str, Any]:
     """A running session with what it has cost so far (charged plus accrued since)."""
     end = row.stopped_ms if row.stopped_ms is not None else max(now_ms, row.started_ms)
     cost = accrued(row.list_rate_micro, row.subsidy_bp, end - row.started_ms)
@@ -952,6 +1112,7 @@ def describe_session(row: SpawnSession, project_slug: str, now_ms: int) -> dict[
         "charged_until": iso(row.charged_until_ms),
         "max_stop_at": iso(row.max_stop_ms),
         "max_stop_reason": row.max_stop_reason if row.max_stop_ms is not None else None,
+        "gpu_usage": describe_gpu_usage(row, idle_stop_ms) if row.gpu_count else None,
     }
 
 

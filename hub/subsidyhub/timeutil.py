@@ -21,7 +21,8 @@ _MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 # is refused rather than carried into arithmetic that overflows at year 10000.
 MIN_YEAR, MAX_YEAR = 2000, 2999
 MS_PER_HOUR = 3_600_000
-WEEK_MS = 7 * 24 * MS_PER_HOUR
+DAY_MS = 24 * MS_PER_HOUR
+WEEK_MS = 7 * DAY_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 

@@ -268,6 +268,26 @@ def test_node_capacity_grants_reading_nodes_and_nothing_else(helm):
     } in egress
 
 
+def test_gpu_metrics_egress_only_where_ports_are_given(helm):
+    """Idle-GPU reclaim reads Prometheus or dcgm-exporter: egress to exactly those ports and
+    peers, and no such rule by default (the policy denies what it does not name)."""
+    plain = by_kind(render(helm, *REQUIRED))["NetworkPolicy"]["spec"]["egress"]
+    assert not [rule for rule in plain if {"port": 9090, "protocol": "TCP"} in rule["ports"]]
+    prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon"}}}
+    docs = by_kind(
+        render(
+            helm,
+            *REQUIRED,
+            "--set",
+            "networkPolicy.gpuMetrics.ports={9090}",
+            "--set-json",
+            f"networkPolicy.gpuMetrics.to=[{json.dumps(prometheus)}]",
+        )
+    )
+    egress = docs["NetworkPolicy"]["spec"]["egress"]
+    assert {"ports": [{"port": 9090, "protocol": "TCP"}], "to": [prometheus]} in egress
+
+
 def test_existing_secret_creates_none(helm):
     docs = render(helm, "--set", "secret.existingSecret=mine")
     assert "Secret" not in by_kind(docs)

@@ -75,6 +75,11 @@ def test_december_per_gpu_type_with_capacity_from_config(usage: Database) -> Non
         # 1 h of gpu-2 (2 × 24 + 16 × 0.5 + 128 × 0.1 = 68.80/h), 70% subsidy
         "list": "68.80",
         "subsidy": "48.16",
+        # No GPU samples were recorded: no idle time (tests/ledger/test_waste.py has some).
+        "idle_gpu_hours": "0.0000",
+        "idle_percent": "0.00",
+        "idle_list": "0.00",
+        "idle_subsidy": "0.00",
     }
     assert rows["h800"]["used_gpu_hours"] == "0.5000"
     assert rows["h800"]["capacity_gpu_hours"] == f"{4 * DECEMBER_HOURS}.0000"
@@ -84,6 +89,16 @@ def test_december_per_gpu_type_with_capacity_from_config(usage: Database) -> Non
     assert report["totals"]["used_gpu_hours"] == "2.5000"
     assert report["totals"]["utilisation_percent"] == "0.06"  # 2.5 / 4464
     assert report["unknown_capacity"] == []
+    assert report["projects"] == [
+        {
+            "project": "demo",
+            "used_gpu_hours": "2.5000",
+            "idle_gpu_hours": "0.0000",
+            "idle_percent": "0.00",
+            "idle_list": "0.00",
+            "idle_subsidy": "0.00",
+        }
+    ]
 
 
 @pytest.mark.parametrize("month", ["2026-11", "2026-12", "2027-01"])

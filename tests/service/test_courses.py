@@ -149,6 +149,7 @@ def test_students_see_their_allowance_and_lecturers_the_balance(course: Service)
         "profiles": None,
         "gpu_types": None,
         "reservable_gpus": None,
+        "idle_gpu_hours": None,
     }
     assert student["usage"] == {
         "project_max_gpus": 0,

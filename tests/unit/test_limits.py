@@ -80,6 +80,7 @@ def test_shown_values_are_what_people_read():
         "profiles": ["a"],
         "gpu_types": None,
         "reservable_gpus": None,
+        "idle_gpu_hours": None,
     }
 
 

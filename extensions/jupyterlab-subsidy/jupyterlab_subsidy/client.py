@@ -6,6 +6,10 @@ so a user with ten tabs costs the service one ``GET me`` per interval. Errors ar
 same way (a service that is down is not hammered) and always come back as the service's own
 ``{"status", "message"}``, or one written here that says what failed and that running servers
 are unaffected.
+
+Requests that change something (:meth:`ServiceClient.post`, e.g. Keep it) are never cached nor
+coalesced, and each drops the cached answers it makes stale (``me`` by default), so the next
+poll reads what the change did rather than a warning it has just answered.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def answer_from_error(error: HTTPClientError, at: float) -> Answer:
 
 
 class ServiceClient:
-    """Cached, coalesced GETs of the service's ``api/v1/`` paths."""
+    """Cached, coalesced GETs of the service's ``api/v1/`` paths, and uncached POSTs."""
 
     def __init__(
         self,
@@ -77,6 +81,8 @@ class ServiceClient:
         self.requests_made = 0
         self._cache: dict[str, Answer] = {}
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        # Paths whose in-flight GET was sent before a POST changed them: not cached.
+        self._outdated: set[str] = set()
 
     async def get(self, path: str, *, max_age: float | None = None) -> Answer:
         """The answer for ``api/v1/PATH``, at most ``max_age`` seconds old (default the cache's)."""
@@ -91,7 +97,8 @@ class ServiceClient:
         self._inflight[path] = future
         try:
             answer = await self._fetch(path)
-            self._cache[path] = answer
+            if path not in self._outdated:
+                self._cache[path] = answer
             future.set_result(answer)
         except BaseException as error:
             future.set_exception(error)
@@ -99,16 +106,38 @@ class ServiceClient:
             raise
         finally:
             del self._inflight[path]
+            self._outdated.discard(path)
         return answer
 
-    async def _fetch(self, path: str) -> Answer:
+    async def post(
+        self, path: str, body: dict[str, Any], *, invalidates: tuple[str, ...] = ("me",)
+    ) -> Answer:
+        """POST ``body`` as JSON to ``api/v1/PATH``: never cached nor coalesced (each press is
+        its own request). The cached answers of ``invalidates`` are dropped once it is sent,
+        whatever it answers, so the next read sees its effect."""
+        try:
+            return await self._fetch(path, method="POST", body=body)
+        finally:
+            for stale in invalidates:
+                self._cache.pop(stale, None)
+                if stale in self._inflight:
+                    self._outdated.add(stale)
+
+    async def _fetch(
+        self, path: str, *, method: str = "GET", body: dict[str, Any] | None = None
+    ) -> Answer:
         try:
             location = self.locate()
         except NotConfigured as problem:
             return error_answer(503, str(problem), self.clock())
+        headers = {"Authorization": f"token {location.token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         request = HTTPRequest(
             location.api(path),
-            headers={"Authorization": f"token {location.token}", "Accept": "application/json"},
+            method=method,
+            headers=headers,
+            body=None if body is None else json.dumps(body),
             request_timeout=self.timeout_seconds,
             connect_timeout=self.timeout_seconds,
         )

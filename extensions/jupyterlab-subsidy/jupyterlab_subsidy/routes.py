@@ -9,11 +9,19 @@ browser needs no token of its own: the server asks the service with its
 * ``GET subsidy/profiles``: ``GET users/{user}/profiles`` (rates and hours left per profile);
 * ``GET subsidy/projects/{slug}/statement``: this month's statement (project managers);
 * ``GET subsidy/spending``: ``GET me/spending?days=7`` (per project, list, subsidy and co-pay
-  of each of the last 7 UTC days, for the panel's plot).
+  of each of the last 7 UTC days, for the panel's plot);
+* ``GET subsidy/gpu-usage``: ``GET users/{user}/gpu-usage?server_name={this server}`` (this
+  GPU server's recent utilisation and idle state, for the panel's GPU use plot);
+* ``POST subsidy/keep``: ``POST users/{user}/keep`` with ``{"server_name": this server}`` (Keep
+  it, when this server's GPUs are idle). Never cached; it drops the cached ``me`` and
+  gpu-usage answers, so the idle warning and the panel's Keep it are gone at the next poll. The browser names no server: a server only ever
+  keeps itself.
 
 Every verb is ``@tornado.web.authenticated``. Errors keep the service's status and message.
-Polling is not activity: the handlers do not touch the server's last-activity time, or an
-open tab would keep an idle server (and its charges) running past the idle culler.
+Polling is not activity: the GET handlers do not touch the server's last-activity time, or an
+open tab would keep an idle server (and its charges) running past the idle culler. Keep it is
+the exception: a press is a person at this server asking for it to run on, so it counts as
+activity, as any other action of theirs in the lab does.
 """
 
 from __future__ import annotations
@@ -72,6 +80,15 @@ class SubsidyState:
 
     def locate(self) -> ServiceLocation:
         return locate_service(self.environ, self.extension.service_url)
+
+    def user_path(self, fallback_user: str) -> str:
+        """``users/{user}``: this server's user (else the signed-in one), quoted."""
+        return f"users/{quote(self.server()['user'] or fallback_user, safe='')}"
+
+    def gpu_usage_path(self, fallback_user: str) -> str:
+        """The service's path of this server's GPU use."""
+        name = quote(self.server()["name"], safe="")
+        return f"{self.user_path(fallback_user)}/gpu-usage?server_name={name}"
 
     def server(self) -> dict[str, Any]:
         """This server as the front end needs it: whose, which name, project and profile."""
@@ -133,6 +150,29 @@ class SpendingHandler(SubsidyHandler):
         self.reply_answer(await self.subsidy.client.get("me/spending?days=7"))
 
 
+class GpuUsageHandler(SubsidyHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.subsidy.gpu_usage_path(self.current_user.username)
+        self.reply_answer(await self.subsidy.client.get(path))
+
+
+class KeepHandler(SubsidyHandler):
+    # A press of Keep it is a person asking for this server to run on: it is activity.
+    _track_activity = True
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        state = self.subsidy
+        user = self.current_user.username
+        answer = await state.client.post(
+            f"{state.user_path(user)}/keep",
+            {"server_name": state.server()["name"]},
+            invalidates=("me", state.gpu_usage_path(user)),
+        )
+        self.reply_answer(answer)
+
+
 def setup_handlers(server_app: ServerApp, environ: dict[str, str] | None = None) -> SubsidyState:
     """Register the handlers under the server's base URL; returns the shared state."""
     web_app = server_app.web_app
@@ -149,6 +189,8 @@ def setup_handlers(server_app: ServerApp, environ: dict[str, str] | None = None)
             (url_path_join(base, "profiles"), ProfilesHandler),
             (url_path_join(base, "projects", r"([^/]+)", "statement"), StatementHandler),
             (url_path_join(base, "spending"), SpendingHandler),
+            (url_path_join(base, "gpu-usage"), GpuUsageHandler),
+            (url_path_join(base, "keep"), KeepHandler),
         ],
     )
     return state

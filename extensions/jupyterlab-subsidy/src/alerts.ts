@@ -10,7 +10,9 @@
  * a project where nothing of theirs runs shows its warnings in the panel only, so opening the
  * lab does not greet anyone with "servers are being stopped" about servers they do not have.
  * A GPU offer (their turn in a queue) is about the person, so it is announced wherever their
- * lab runs.
+ * lab runs. A warning that this server's GPUs are idle (`idle_gpu`) comes with Keep it while
+ * its owner may still press it; about another of their servers it comes without: a lab only
+ * keeps its own server.
  */
 import {
   IMe,
@@ -41,6 +43,8 @@ export interface IAlert {
   message: string;
   /** Milliseconds until it closes itself, or false to stay until dismissed. */
   autoClose: number | false;
+  /** Whether it offers Keep it: one of its warnings is this server's idle GPUs. */
+  keep: boolean;
 }
 
 /** What to announce now, and the ids to remember from now on. */
@@ -97,7 +101,13 @@ export function planAlerts(
       }
     }
     if (fresh.length > 0) {
-      alerts.push(alertFor(project, fresh));
+      alerts.push(
+        alertFor(
+          project,
+          fresh,
+          fresh.some(w => offersKeep(me, w))
+        )
+      );
     }
   }
   for (const [key, value] of Object.entries(seen)) {
@@ -108,7 +118,20 @@ export function planAlerts(
   return { alerts, seen: next };
 }
 
-function alertFor(project: IProject, fresh: IWarning[]): IAlert {
+/**
+ * Whether `warning` is one that this lab's Keep it answers: this server's GPUs are idle
+ * (`idle_gpu` naming this server), it may still be kept, and the lab is its owner's.
+ */
+export function offersKeep(me: IMe, warning: IWarning): boolean {
+  return (
+    warning.code === 'idle_gpu' &&
+    warning.can_keep === true &&
+    me.user === me.server.user &&
+    warning.server_name === me.server.name
+  );
+}
+
+function alertFor(project: IProject, fresh: IWarning[], keep: boolean): IAlert {
   const worst = fresh.reduce((a, b) =>
     RANK[b.severity] > RANK[a.severity] ? b : a
   );
@@ -127,7 +150,8 @@ function alertFor(project: IProject, fresh: IWarning[]): IAlert {
         ? false
         : severity === 'warning'
           ? WARNING_AUTO_CLOSE_MS
-          : INFO_AUTO_CLOSE_MS
+          : INFO_AUTO_CLOSE_MS,
+    keep
   };
 }
 

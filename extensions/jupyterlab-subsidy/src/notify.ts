@@ -6,6 +6,8 @@
  *   condition, on open too (the ids announced are kept in localStorage, across tabs and
  *   reloads), in at most one toast per project, updated in place rather than stacked.
  *   Information closes itself; critical ones stay until dismissed.
+ * * A warning that this server's GPUs are idle has a Keep it button (`keep.ts`) while it may
+ *   still be kept; its outcome is a notification of its own.
  * * A scheduled stop of this server gets a notice that counts down each second: "Save your
  *   work: this server stops in 4 m 10 s (14:32) because project Demo's subsidy runs out."
  * * An admin's stop of this server (the ledger closes it at once, the hub stops the server
@@ -26,6 +28,7 @@ import {
   planAlerts,
   stopCountdown
 } from './alerts';
+import { KEEP_CAPTION, KEEP_LABEL, keepThisServer } from './keep';
 import { SubsidyModel } from './model';
 
 const STORAGE_KEY = 'jupyterlab-subsidy:announced';
@@ -68,9 +71,16 @@ export class SubsidyNotifier {
     const plan = planAlerts(me, loadSeen());
     saveSeen(plan.seen);
     for (const alert of plan.alerts) {
+      const keep: Notification.IAction = {
+        label: KEEP_LABEL,
+        caption: KEEP_CAPTION,
+        displayType: 'accent',
+        callback: () => void keepThisServer(this._model)
+      };
+      const details = { label: 'Details', callback: this._openPanel };
       const options = {
         autoClose: alert.autoClose,
-        actions: [{ label: 'Details', callback: this._openPanel }]
+        actions: alert.keep ? [keep, details] : [details]
       };
       const id = this._toasts.get(alert.project)?.id;
       const updated =

@@ -2,12 +2,17 @@
  * The sidebar panel: per project, allocation, used, left, subsidy rate, burn rate, time left,
  * co-pay this month (for project managers, from the month's statement), quota use as bars and
  * the last 7 days' spending per day as a bar chart (with the amounts as a table); then this
- * server's rates, running cost and scheduled stop.
+ * server's rates, running cost and scheduled stop; and, for a GPU server, its GPU use: a
+ * sparkline of recent utilisation, its idle time, when it stops if its GPUs stay idle, and
+ * Keep it.
  *
- * It renders only while visible and asks for a fresh answer when it is shown.
+ * It renders only while visible and asks for a fresh answer when it is shown. The GPU use
+ * (`subsidy/gpu-usage`) is read only while the panel is visible, each time the service
+ * samples (at least 5 s apart).
  */
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
+import { IPoll, Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -28,6 +33,18 @@ import {
   toMicro,
   warningText
 } from './format';
+import {
+  IGpuUsagePlot,
+  gpuPollSeconds,
+  idleFor,
+  idleStop,
+  idleTotal,
+  latestUse,
+  offersKeepNow,
+  sparkline,
+  sparklineLabel
+} from './idlegpu';
+import { KEEP_CAPTION, KEEP_LABEL, keepThisServer } from './keep';
 import { SubsidyModel } from './model';
 import { requestSubsidy } from './request';
 
@@ -263,6 +280,74 @@ function plot(days: IDay[], display: ICurrencyDisplay): HTMLElement | null {
   );
 }
 
+/** "idle for 12 min" as the start of a line: "Idle for 12 min". */
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * A GPU server's utilisation over time (`idlegpu.ts` computes the geometry): the line, the
+ * threshold dashed, idle time shaded and idle samples dotted; summarised for screen readers.
+ */
+function gpuSparkline(plot: IGpuUsagePlot, nowMs: number): HTMLElement {
+  const line = sparkline(plot.samples, plot.threshold_percent);
+  const label = sparklineLabel(plot, nowMs);
+  const chart = svg('svg', {
+    viewBox: `0 0 ${line.width} ${line.height}`,
+    class: 'jp-subsidy-sparkline',
+    role: 'img',
+    'aria-label': label
+  });
+  const title = svg('title', {});
+  title.textContent = label;
+  chart.append(title);
+  for (const band of line.idleBands) {
+    chart.append(
+      svg('rect', {
+        class: 'jp-subsidy-gpu-idle-band',
+        x: String(band.x),
+        y: '0',
+        width: String(band.width),
+        height: String(line.height)
+      })
+    );
+  }
+  chart.append(
+    svg('line', {
+      class: 'jp-subsidy-gpu-threshold',
+      x1: '0',
+      x2: String(line.width),
+      y1: String(line.thresholdY),
+      y2: String(line.thresholdY)
+    }),
+    svg('polyline', { class: 'jp-subsidy-gpu-line', points: line.points })
+  );
+  for (const dot of line.idle) {
+    chart.append(
+      svg('circle', {
+        class: 'jp-subsidy-gpu-idle-dot',
+        cx: String(dot.x),
+        cy: String(dot.y),
+        r: '1.5'
+      })
+    );
+  }
+  return h(
+    'figure',
+    { class: 'jp-subsidy-figure' },
+    h(
+      'figcaption',
+      {},
+      'Utilisation of its busiest GPU; below the dashed line (',
+      `${plot.threshold_percent}%`,
+      ') counts as ',
+      h('span', { class: 'jp-subsidy-key-gpu-idle' }, 'idle'),
+      '.'
+    ),
+    chart as unknown as HTMLElement
+  );
+}
+
 export class SubsidyPanel extends Widget {
   constructor(private readonly _model: SubsidyModel) {
     super();
@@ -271,10 +356,27 @@ export class SubsidyPanel extends Widget {
     this.title.icon = coinIcon;
     this.title.caption = 'Subsidy: balance, burn rate and time left';
     this._model.changed.connect(this._onChanged, this);
+    // Stands by while the panel (or the page) is hidden: nobody reads the plot then.
+    this._gpuPoll = new Poll({
+      auto: true,
+      factory: () => this._loadGpuUsage(),
+      frequency: gpuPollFrequency(null),
+      name: 'jupyterlab-subsidy:gpu-usage',
+      standby: () => !this.isVisible || 'when-hidden'
+    });
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._gpuPoll.dispose();
+    super.dispose();
   }
 
   protected onAfterShow(msg: Message): void {
     void this._model.refresh();
+    void this._gpuPoll.refresh();
     this._onChanged();
   }
 
@@ -351,6 +453,7 @@ export class SubsidyPanel extends Widget {
         }
       }
       children.push(this._server(me, session));
+      children.push(this._gpuUse(session));
       children.push(
         h('p', { class: 'jp-subsidy-updated' }, `Updated ${clock(me.at)}`)
       );
@@ -556,6 +659,108 @@ export class SubsidyPanel extends Widget {
     );
   }
 
+  /** This GPU server's recent utilisation (`subsidy/gpu-usage`); read while visible. */
+  private async _loadGpuUsage(): Promise<void> {
+    const session = this._model.session;
+    if (!this.isVisible || !session?.gpu_usage) {
+      return; // not shown, or not a GPU server: nothing to plot
+    }
+    try {
+      this._gpu = await requestSubsidy<IGpuUsagePlot>('gpu-usage');
+      this._gpuError = null;
+    } catch (error) {
+      this._gpuError = error instanceof Error ? error.message : String(error);
+      this._render();
+      throw error; // the poll backs off after a rejection
+    }
+    this._gpuPoll.frequency = gpuPollFrequency(this._gpu);
+    this._render();
+  }
+
+  /** Keep it from the panel: the button waits for the answer, which is a notification. */
+  private async _keep(): Promise<void> {
+    this._keeping = true;
+    this._render();
+    try {
+      if (await keepThisServer(this._model)) {
+        await this._gpuPoll.refresh();
+      }
+    } finally {
+      this._keeping = false;
+      this._render();
+    }
+  }
+
+  /** A GPU server's GPU use; null for a CPU server. */
+  private _gpuUse(session: ISession | null): HTMLElement | null {
+    if (!session?.gpu_usage) {
+      return null;
+    }
+    const plot =
+      this._gpu !== null && this._gpu.session_id === session.id
+        ? this._gpu
+        : null;
+    const usage = plot?.usage ?? session.gpu_usage;
+    const now = Date.now();
+    const latest = plot && latestUse(plot);
+    const stop = idleStop(usage);
+    let keep: HTMLElement | null = null;
+    if (plot && offersKeepNow(plot)) {
+      keep = h(
+        'button',
+        {
+          class: 'jp-Button jp-mod-styled jp-mod-accept jp-subsidy-keep',
+          type: 'button',
+          title: KEEP_CAPTION
+        },
+        KEEP_LABEL
+      );
+      (keep as HTMLButtonElement).disabled = this._keeping;
+      keep.addEventListener('click', () => void this._keep());
+    }
+    return h(
+      'section',
+      {
+        class: 'jp-subsidy-gpu',
+        'data-idle': usage.idle_since === null ? 'false' : 'true'
+      },
+      h('h3', {}, 'GPU use'),
+      this._gpuError !== null &&
+        h('p', { class: 'jp-subsidy-error' }, this._gpuError),
+      plot
+        ? gpuSparkline(plot, now)
+        : this._gpuError === null &&
+            h('p', { class: 'jp-subsidy-note' }, 'Reading GPU use…'),
+      latest && h('p', { class: 'jp-subsidy-gpu-now' }, latest),
+      h(
+        'p',
+        { class: 'jp-subsidy-gpu-idle' },
+        `${capitalised(idleFor(usage.idle_since, now))} · ${idleTotal(usage)}`
+      ),
+      stop &&
+        h(
+          'p',
+          { class: 'jp-subsidy-gpu-stop' },
+          capitalised(stop),
+          usage.kept_at
+            ? ` (kept once already, at ${clock(usage.kept_at)})`
+            : '',
+          keep && ' ',
+          keep
+        )
+    );
+  }
+
   private _spending: Spending = {};
   private _copay = new Map<string, { at: number; copay: string | null }>();
+  private _gpuPoll: Poll;
+  private _gpu: IGpuUsagePlot | null = null;
+  private _gpuError: string | null = null;
+  private _keeping = false;
+}
+
+/** Read the GPU use each time the service samples; after errors back off to ten times that. */
+function gpuPollFrequency(plot: IGpuUsagePlot | null): IPoll.Frequency {
+  const interval = gpuPollSeconds(plot) * 1000;
+  return { interval, backoff: true, max: 10 * interval };
 }

@@ -3,7 +3,8 @@
 The numbers come from :func:`subsidyhub.ledger.utilisation.utilisation`, which sums the same
 charge lines as the statements, so the report's GPU-hours, list and subsidy totals equal the
 month's statements. A type whose capacity is unknown is reported, not an error: the report
-says which key to set.
+says which key to set. Idle GPU-hours (GPUs that did no work) and the subsidy spent on them
+are shown per type and, in the table and JSON, per project.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ COLUMNS = (
     "sessions",
     "list",
     "subsidy",
+    "idle_gpu_hours",
+    "idle_percent",
+    "idle_list",
+    "idle_subsidy",
 )
 
 
@@ -53,7 +58,8 @@ def report_utilisation(
         Format,
         typer.Option(
             "--format",
-            help="table for people; csv (one row per GPU type plus TOTAL) or json for the claim.",
+            help="table for people; csv (one row per GPU type plus TOTAL) or json (also per "
+            "project) for the claim.",
         ),
     ] = Format.table,
 ) -> None:
@@ -65,7 +71,10 @@ def report_utilisation(
     hours of the month. List and subsidy are the sessions' whole charges; a cpu-only row
     holds sessions without GPUs, so the totals equal the month's statements. Reserved
     GPU-hours are what reservations kept (up to now); reserved unused, what the reserving
-    projects did not use of them.
+    projects did not use of them. Idle GPU-hours are the used ones while every GPU of a
+    server did no work, with their share of used GPU-hours and the GPUs' part of the list and
+    subsidy over them (included in list and subsidy, not added); the table and JSON also
+    give them per project.
 
     Examples:
       subsidyhub report utilisation --month 2026-11
@@ -98,6 +107,9 @@ def report_utilisation(
                 "Sessions",
                 f"List ({result.currency})",
                 f"Subsidy ({result.currency})",
+                "Idle GPU-h",
+                "Idle %",
+                f"Idle subsidy ({result.currency})",
             ],
             (
                 [
@@ -111,11 +123,37 @@ def report_utilisation(
                     row["sessions"],
                     row["list"],
                     row["subsidy"],
+                    row["idle_gpu_hours"],
+                    row["idle_percent"],
+                    row["idle_subsidy"],
                 ]
                 for row in rows
             ),
             title=f"GPU utilisation {month} ({document['hours_in_month']} hours)",
         )
+        if document["projects"]:
+            output.print_table(
+                [
+                    "Project",
+                    "Used GPU-h",
+                    "Idle GPU-h",
+                    "Idle %",
+                    f"Idle list ({result.currency})",
+                    f"Idle subsidy ({result.currency})",
+                ],
+                (
+                    [
+                        row["project"],
+                        row["used_gpu_hours"],
+                        row["idle_gpu_hours"],
+                        row["idle_percent"],
+                        row["idle_list"],
+                        row["idle_subsidy"],
+                    ]
+                    for row in document["projects"]
+                ),
+                title=f"Idle GPUs per project {month} (part of the figures above)",
+            )
     if result.unknown_types:
         typer.echo(
             f"note: capacity unknown for {', '.join(result.unknown_types)}; set "

@@ -1,7 +1,8 @@
 """``subsidyhub statement``: a month's usage per user and profile, for a subsidy claim.
 
 The numbers come from :func:`subsidyhub.ledger.statements.statement`, which sums the charge
-lines themselves, so the totals equal what was charged to the micro-unit.
+lines themselves, so the totals equal what was charged to the micro-unit. Each line also says
+how much of its charges paid for idle GPUs (the ``idle_*`` columns), a part of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger import projects, statements
 from subsidyhub.money import format_money
 from subsidyhub.reports.statement_html import render_statement_html
+from subsidyhub.timeutil import format_hours
 
 
 class Format(StrEnum):
@@ -43,7 +45,8 @@ def statement(
             "--format",
             help="csv: one row per project, user and profile plus a TOTAL row; json: the same "
             "with project details; html: a self-contained printable page, one project per "
-            "printed page, headed with centre_name.",
+            "printed page, headed with centre_name. Each form says how much of the charges "
+            "paid for idle GPUs (idle_* columns).",
         ),
     ] = Format.csv,
     output_file: Annotated[
@@ -53,7 +56,9 @@ def statement(
 ) -> None:
     """Print a monthly statement: hours, list price, subsidy and co-pay per user and profile.
 
-    Amounts are decimal strings in the config's currency; totals equal the charges.
+    Amounts are decimal strings in the config's currency; totals equal the charges. The
+    idle_* columns are the part of them spent on idle GPUs (GPU-hours while a server's GPUs
+    did no work, and the GPUs' share of its rate over them): included, not in addition.
 
     Examples:
       subsidyhub statement protein-folding --month 2026-11
@@ -81,7 +86,10 @@ def statement(
         output_file.write_text(text, encoding="utf-8")
     except OSError as error:
         raise CliError(f"cannot write {output_file}: {error.strerror}") from None
+    idle = result.total_idle
     typer.echo(
         f"Wrote the {month} statement ({len(result.lines)} lines, subsidy "
-        f"{format_money(result.total_subsidy, currency)}) to {output_file}."
+        f"{format_money(result.total_subsidy, currency)}, of which "
+        f"{format_money(idle.subsidy_micro, currency)} on "
+        f"{format_hours(idle.gpu_ms, 2)} idle GPU-hours) to {output_file}."
     )

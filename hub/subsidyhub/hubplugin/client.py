@@ -101,12 +101,25 @@ class SubsidyClient:
         return body
 
     async def admit(
-        self, user: str, server_name: str, profile: str, project: str | None
+        self,
+        user: str,
+        server_name: str,
+        profile: str,
+        project: str | None,
+        gpu_devices: list[str] | None = None,
+        pod: str | None = None,
     ) -> dict[str, Any]:
-        """Admit a spawn, by a deadline ``timeout`` from now (see the module's docstring)."""
+        """Admit a spawn, by a deadline ``timeout`` from now (see the module's docstring).
+
+        ``gpu_devices`` (the host GPUs it was given) or ``pod`` tell the service where to read
+        the server's GPU utilisation."""
         deadline_ms = time.time_ns() // 1_000_000 + int(self._timeout * 1000)
         body = self._spawn(user, server_name, profile, project)
         body["deadline"] = iso(deadline_ms, exact=True)
+        if gpu_devices:
+            body["gpu_devices"] = gpu_devices
+        if pod:
+            body["pod"] = pod
         return await self._call("POST", "admissions", body, wait_s=self._timeout + ANSWER_GRACE_S)
 
     async def check_admission(

@@ -100,7 +100,12 @@ class SubsidyHooks:
                 raise
         try:
             admitted = await self.client.admit(
-                spawner.user.name, spawner.name, profile, options.get("project")
+                spawner.user.name,
+                spawner.name,
+                profile,
+                options.get("project"),
+                gpu_devices=list(getattr(spawner, "assigned_gpus", None) or []),
+                pod=getattr(spawner, "pod_name", None),
             )
         except ServiceRefused as refusal:
             SPAWN_CHECKS.labels("refused").inc()

@@ -14,7 +14,7 @@ correction is audited.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,10 +266,13 @@ def admit(
     profile_slug: str,
     server_name: str,
     now_ms: int,
+    gpu_devices: Sequence[str] = (),
+    pod_name: str | None = None,
 ) -> Admission:
     """Decide and, if admitted, write the session and its hold; raises :class:`Refused`.
 
     An open session for the same server is closed first (reason ``superseded``).
+    ``gpu_devices`` (host GPU ids) or ``pod_name`` say where its GPUs' utilisation is read.
     """
     try:
         profile = settings.profile(profile_slug)
@@ -313,6 +316,8 @@ def admit(
         max_stop_reason=deadline_reason(
             decision.max_duration_ms, in_force, reserved=decision.reserved_for is not None
         ),
+        gpu_devices=list(gpu_devices) if profile.gpu_count and gpu_devices else None,
+        pod_name=pod_name if profile.gpu_count else None,
     )
     session.add(row)
     session.flush()

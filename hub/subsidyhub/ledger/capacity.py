@@ -87,6 +87,8 @@ class Holder:
     username: str = ""
     server_name: str = ""
     offer_id: int | None = None
+    # A running session whose GPUs are all idle now (ledger.idle: ``idle_since_ms`` is set).
+    idle: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,11 @@ class TypeState:
     @property
     def in_use(self) -> int:
         return sum(h.gpu_count for h in self.holders)
+
+    @property
+    def gpus_idle(self) -> int:
+        """GPUs of running servers that do no work now (held, so counted in ``in_use``)."""
+        return sum(h.gpu_count for h in self.holders if h.idle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +394,7 @@ def load_state(
             SpawnSession.max_stop_ms,
             SpawnSession.username,
             SpawnSession.server_name,
+            SpawnSession.idle_since_ms,
         ).where(SpawnSession.stopped_ms.is_(None), SpawnSession.gpu_type == gpu_type)
     ):
         ends = [row.max_stop_ms, (exhaustion or {}).get(row.project_id)]
@@ -402,6 +410,7 @@ def load_state(
                 expected,
                 row.username,
                 row.server_name,
+                idle=row.idle_since_ms is not None,
             )
         )
     for entry in session.scalars(

@@ -30,6 +30,8 @@ from sqlalchemy import Connection, and_, bindparam, or_, select
 from subsidyhub.ledger.accounts import RunningSession, compute_account, running_session_from_row
 from subsidyhub.ledger.admission import gpu_ms_in_week
 from subsidyhub.ledger.capacity import OFFERED, gpu_label
+from subsidyhub.ledger.idle import idle_server
+from subsidyhub.ledger.idle import warning as idle_warning
 from subsidyhub.ledger.models import Allocation, Hold, Member, Project, QueueEntry, SpawnSession
 from subsidyhub.ledger.policy import is_student
 from subsidyhub.ledger.stops import recent_stops
@@ -89,6 +91,10 @@ SESSIONS = (
         SpawnSession.charged_subsidy_micro,
         SpawnSession.max_stop_ms,
         SpawnSession.max_stop_reason,
+        SpawnSession.idle_gpu_ms,
+        SpawnSession.idle_since_ms,
+        SpawnSession.idle_kept_ms,
+        SpawnSession.gpu_sampled_ms,
         Hold.amount_micro,
         Hold.released_ms,
         Project.slug,
@@ -238,6 +244,15 @@ def read_page(
             offer_warning(entry.project.slug, row, now_ms)
             for row in offers.get(entry.project.id, [])
         ]
+    sessions = []
+    for row in mine:
+        entry = memberships.get(row.project_id)
+        server = idle_server(row, entry.project.limits if entry else None, settings, now_ms)
+        stops_at = server.stops_at_ms if server is not None else None
+        sessions.append(describe_session(row, row.slug, now_ms, stops_at))
+        warning = idle_warning(server, settings, now_ms) if server is not None else None
+        if warning is not None and entry is not None:
+            next(s for s in summaries if s["slug"] == row.slug)["warnings"].append(warning)
     return {
         "user": username,
         "admin": is_admin,
@@ -247,7 +262,7 @@ def read_page(
         # How to show each project's quota and usage: labels, units, kinds (subsidyhub.limits).
         "limits": DECLARED_LIMITS,
         "projects": summaries,
-        "sessions": [describe_session(row, row.slug, now_ms) for row in mine],
+        "sessions": sessions,
         "stops": recent_stops(
             connection,
             username,

@@ -171,6 +171,43 @@ class SpawnSession(Base):
     seen_ms: Mapped[int | None]
     # The stop instant the hub reported, once it did; a reported stop is final.
     reported_stop_ms: Mapped[int | None]
+    # Where its GPUs are read (migration 0007): host GPU ids (local, Docker) or its pod.
+    gpu_devices: Mapped[list[str] | None]
+    pod_name: Mapped[str | None] = mapped_column(String(253))
+    # Idle GPU time so far (wall time of the server while every GPU of it was idle).
+    idle_gpu_ms: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Since when every GPU has been idle (None: busy or not sampled); reset by "Keep it".
+    idle_since_ms: Mapped[int | None]
+    # When the owner chose to keep it despite idle GPUs (at most once per server).
+    idle_kept_ms: Mapped[int | None]
+    gpu_sampled_ms: Mapped[int | None]
+
+
+class GpuSample(Base):
+    """One reading of a running server's GPUs: the lab's plot and the evidence for its idle
+    time. ``idle_ms`` is what this reading added to ``sessions.idle_gpu_ms``. Telemetry, not
+    money: rows older than ``idle_gpu.window_minutes`` are deleted."""
+
+    __tablename__ = "gpu_samples"
+    __table_args__ = (Index("ix_gpu_samples_session", "session_id", "at_ms"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    at_ms: Mapped[int]
+    utilisation_pct: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    idle_ms: Mapped[int]
+
+
+class IdleGpuDay(Base):
+    """A session's idle GPU time within one UTC day (``day_ms``: its midnight): what statements
+    and reports sum over a month or period. Wall time; GPU-hours multiply by the session's
+    ``gpu_count``. The days of a session add up to its ``idle_gpu_ms``."""
+
+    __tablename__ = "idle_gpu_days"
+    __table_args__ = (Index("ix_idle_gpu_days_day", "day_ms"),)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    day_ms: Mapped[int] = mapped_column(primary_key=True)
+    idle_ms: Mapped[int]
 
 
 class Hold(Base):

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from subsidyhub.errors import InvalidInput
 from subsidyhub.ledger.models import Charge
 from subsidyhub.money import to_decimal_string
+from subsidyhub.timeutil import DAY_MS
 
-DAY_MS = 86_400_000
 MAX_DAYS = 31
 
 

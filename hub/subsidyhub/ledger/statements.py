@@ -6,18 +6,26 @@ so list = subsidy + co-pay holds on every row and the statement's subsidy equals
 drawn from the project's allocations for that month, to the micro-unit. Reversal lines
 (time charged past a stop the hub saw) count negative in hours as in money. This is what a
 centre attaches to its subsidy claim.
+
+Each line and the totals also say how much of those charges paid for idle GPUs (GPUs that did
+no work, :mod:`subsidyhub.ledger.waste`): idle GPU-hours and the GPU part of the list price
+over them, split into subsidy and co-pay. Those figures are **part of** the line's list,
+subsidy and co-pay, never added to them; list = subsidy + co-pay holds for them too. A
+running server's idle time can be recorded a little before its charge (the sampler and the
+meter tick apart), so a current month may show an idle line before its charge line.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from subsidyhub.ledger import waste
 from subsidyhub.ledger.metering import charged_ms
 from subsidyhub.ledger.models import Charge, Organisation, Project, SpawnSession
 from subsidyhub.money import bp_to_fraction_string, to_decimal_string
@@ -41,6 +49,8 @@ class StatementLine:
     list_micro: int
     subsidy_micro: int
     copay_micro: int
+    # Of the above, what the line's idle GPUs cost (waste.Idle): part of it, not added to it.
+    idle: waste.Idle = waste.NONE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +65,18 @@ class StatementLine:
             "list": to_decimal_string(self.list_micro),
             "subsidy": to_decimal_string(self.subsidy_micro),
             "copay": to_decimal_string(self.copay_micro),
+            **idle_columns(self.idle),
         }
+
+
+def idle_columns(idle: waste.Idle) -> dict[str, str]:
+    """A line's or total's idle GPU figures, as the JSON and CSV carry them."""
+    return {
+        "idle_gpu_hours": _hours(idle.gpu_ms),
+        "idle_list": to_decimal_string(idle.list_micro),
+        "idle_subsidy": to_decimal_string(idle.subsidy_micro),
+        "idle_copay": to_decimal_string(idle.copay_micro),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +98,14 @@ class Statement:
     def total_copay(self) -> int:
         return sum(line.copay_micro for line in self.lines)
 
+    @property
+    def total_idle(self) -> waste.Idle:
+        """What idle GPUs cost, summed over the lines: part of the totals, not added to them."""
+        result = waste.NONE
+        for line in self.lines:
+            result = result + line.idle
+        return result
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "month": self.month,
@@ -90,6 +119,7 @@ class Statement:
                 "list": to_decimal_string(self.total_list),
                 "subsidy": to_decimal_string(self.total_subsidy),
                 "copay": to_decimal_string(self.total_copay),
+                **idle_columns(self.total_idle),
             },
         }
 
@@ -109,6 +139,10 @@ class Statement:
             "list",
             "subsidy",
             "copay",
+            "idle_gpu_hours",
+            "idle_list",
+            "idle_subsidy",
+            "idle_copay",
         ]
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
@@ -133,7 +167,8 @@ class Statement:
 def statement(
     session: Session, month: str, currency: str, projects: list[Project] | None = None
 ) -> Statement:
-    """The statement of ``month`` (YYYY-MM) for the given projects, or all when ``None``."""
+    """The statement of ``month`` (YYYY-MM) for the given projects, or all when ``None``,
+    with each line's idle GPU figures (two queries: the charges, the idle days)."""
     start, end = month_bounds(month)
     duration = charged_ms()
     query = (
@@ -160,7 +195,7 @@ def statement(
     )
     if projects is not None:
         query = query.where(Charge.project_id.in_([p.id for p in projects]))
-    lines = [
+    charged = [
         StatementLine(
             project=row[0],
             username=row[1],
@@ -176,6 +211,8 @@ def statement(
         )
         for row in session.execute(query)
     ]
+    project_ids = None if projects is None else [p.id for p in projects]
+    lines = with_idle(charged, waste.idle_between(session, start, end, project_ids))
     listed = (
         projects
         if projects is not None
@@ -192,6 +229,37 @@ def statement(
         for p in listed
     ]
     return Statement(month, currency, described, lines)
+
+
+def with_idle(lines: list[StatementLine], idle: list[waste.IdleLine]) -> list[StatementLine]:
+    """The charge lines with their idle GPU figures. Idle time not charged yet (a running
+    server sampled after the meter's last tick) makes a line of its own, with no charges."""
+    by_key = {line.key: line.idle for line in idle}
+    merged = []
+    for line in lines:
+        found = by_key.pop((line.project, line.username, line.profile, line.gpu_type or ""), None)
+        merged.append(line if found is None else replace(line, idle=found))
+    uncharged = [
+        StatementLine(
+            project=line.project,
+            username=line.username,
+            profile=line.profile,
+            gpu_type=line.gpu_type or None,
+            sessions=line.idle.sessions,
+            duration_ms=0,
+            gpu_ms=0,
+            cpu_core_ms=0,
+            list_micro=0,
+            subsidy_micro=0,
+            copay_micro=0,
+            idle=line.idle,
+        )
+        for line in idle
+        if line.key in by_key
+    ]
+    if uncharged:
+        merged = sorted([*merged, *uncharged], key=lambda x: (x.project, x.username, x.profile))
+    return merged
 
 
 def charged_in_month(session: Session, project: Project, month: str) -> tuple[int, int, int]:

@@ -36,6 +36,8 @@ PROJECT_CLOSED = "project_closed"
 ADMIN = "admin"
 # The idle culler stopped it after a time without activity.
 IDLE = "idle"
+# Its GPUs stayed below the utilisation threshold for the idle time (issue 17).
+IDLE_GPU = "idle_gpu"
 # A newer start of the same server closed a session whose stop the hub never reported.
 SUPERSEDED = "superseded"
 # The owner stopped it themselves (from JupyterLab's menu or the service's API).
@@ -105,6 +107,12 @@ def _cause(facts: StopFacts) -> str:
             return f"an administrator stopped it.{said} Ask the centre's admins if unsure why."
         case "idle":
             return "it was idle for too long. Start it again when you need it."
+        case "idle_gpu":
+            return (
+                "its GPUs did no work for too long, so they were freed for others waiting. "
+                "Start it again when you have GPU work (a CPU profile suits editing); if your "
+                f"work needs idle stretches, press Keep it when warned, or ask {_ask(facts)}."
+            )
         case "superseded":
             return "a new start of the same server replaced it."
         case "user":

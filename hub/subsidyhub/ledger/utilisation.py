@@ -19,22 +19,28 @@ docs/statements-and-reports.md:
   **Reserved but unused**: of those, the GPU-hours the reserving project did not use (at each
   instant, the reserved GPUs less the project's GPUs of the type, if fewer): capacity kept
   from everyone else for nothing, which a funder asks about.
+* **Idle GPU-hours** of a type or project: of the used GPU-hours, those while every GPU of a
+  server did no work (:mod:`subsidyhub.ledger.waste`, by UTC day within the month), with the
+  **idle share** of used GPU-hours and the GPUs' part of the list price and subsidy over them
+  (part of the list and subsidy, not in addition; the servers' CPU and memory are left out).
+  Per project too, since a funder asks who left GPUs idle.
 
-Pure: one read query and arithmetic, no writes.
+Read-only: a query of the month's charges, one of its idle days, and the reservations'.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from subsidyhub.ledger import waste
 from subsidyhub.ledger.capacity import occurrences
 from subsidyhub.ledger.metering import charged_ms
-from subsidyhub.ledger.models import Charge, Reservation, SpawnSession
+from subsidyhub.ledger.models import Charge, Project, Reservation, SpawnSession
 from subsidyhub.money import to_decimal_string
 from subsidyhub.settings import Settings
 from subsidyhub.timeutil import format_hours, month_bounds
@@ -74,6 +80,7 @@ class TypeUtilisation:
     subsidy_micro: int
     reserved_ms: int = 0
     reserved_unused_ms: int = 0
+    idle: waste.Idle = waste.NONE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +95,33 @@ class TypeUtilisation:
             "sessions": self.sessions,
             "list": to_decimal_string(self.list_micro),
             "subsidy": to_decimal_string(self.subsidy_micro),
+            **idle_columns(self.idle, self.used_ms),
+        }
+
+
+def idle_columns(idle: waste.Idle, used_ms: int) -> dict[str, Any]:
+    """Idle GPU-hours, their share of the used GPU-hours, and their list and subsidy."""
+    return {
+        "idle_gpu_hours": _hours(idle.gpu_ms),
+        "idle_percent": _percent(idle.gpu_ms, used_ms),
+        "idle_list": to_decimal_string(idle.list_micro),
+        "idle_subsidy": to_decimal_string(idle.subsidy_micro),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectUtilisation:
+    """One project's GPU-hours in the month (all types), and how many of them were idle."""
+
+    project: str
+    used_ms: int
+    idle: waste.Idle = waste.NONE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "used_gpu_hours": _hours(self.used_ms),
+            **idle_columns(self.idle, self.used_ms),
         }
 
 
@@ -97,6 +131,8 @@ class Utilisation:
     currency: str
     month_ms: int
     rows: list[TypeUtilisation]
+    # Projects that used or left idle GPUs in the month, by slug.
+    projects: list[ProjectUtilisation] = field(default_factory=list)
 
     @property
     def unknown_types(self) -> list[str]:
@@ -122,6 +158,13 @@ class Utilisation:
     def total_used_ms(self) -> int:
         return sum(row.used_ms for row in self.rows)
 
+    @property
+    def total_idle(self) -> waste.Idle:
+        result = waste.NONE
+        for row in self.rows:
+            result = result + row.idle
+        return result
+
     def totals(self) -> dict[str, Any]:
         capacity = self.total_capacity_ms
         return {
@@ -136,6 +179,7 @@ class Utilisation:
             "sessions": sum(row.sessions for row in self.rows),
             "list": to_decimal_string(sum(row.list_micro for row in self.rows)),
             "subsidy": to_decimal_string(sum(row.subsidy_micro for row in self.rows)),
+            **idle_columns(self.total_idle, self.total_used_ms),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,6 +189,7 @@ class Utilisation:
             "hours_in_month": _hours(self.month_ms),
             "rows": [row.as_dict() for row in self.rows],
             "totals": self.totals(),
+            "projects": [project.as_dict() for project in self.projects],
             "unknown_capacity": self.unknown_types,
         }
 
@@ -203,26 +248,39 @@ def reserved_use(session: Session, gpu_type: str, start_ms: int, end_ms: int) ->
 def utilisation(
     session: Session, settings: Settings, month: str, now_ms: int | None = None
 ) -> Utilisation:
-    """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any;
-    reservations count up to ``now_ms`` (default: the month's end)."""
+    """Utilisation of ``month`` (YYYY-MM, UTC) per GPU type, plus a CPU-only row if any, and
+    per project; reservations count up to ``now_ms`` (default: the month's end)."""
     start, end = month_bounds(month)
     until = end if now_ms is None else min(end, now_ms)
     duration = charged_ms()
     query = (
         select(
             SpawnSession.gpu_type,
+            Project.slug,
             func.count(func.distinct(SpawnSession.id)),
             func.sum(duration * SpawnSession.gpu_count),
             func.sum(Charge.list_micro),
             func.sum(Charge.subsidy_micro),
         )
         .join(SpawnSession, SpawnSession.id == Charge.session_id)
+        .join(Project, Project.id == Charge.project_id)
         .where(Charge.interval_start_ms >= start, Charge.interval_start_ms < end)
-        .group_by(SpawnSession.gpu_type)
+        .group_by(SpawnSession.gpu_type, Project.slug)
     )
-    used = {row[0]: row for row in session.execute(query)}
+    # Per type: [sessions, GPU-ms, list, subsidy] (a session is of one type and one project,
+    # so the projects' distinct counts add up); per project: GPU-ms.
+    used: dict[str | None, list[int]] = {}
+    used_by_project: dict[str, int] = {}
+    for gpu_type, slug, *figures in session.execute(query):
+        sums = used.setdefault(gpu_type, [0, 0, 0, 0])
+        for index, value in enumerate(figures):
+            sums[index] += int(value or 0)
+        used_by_project[slug] = used_by_project.get(slug, 0) + int(figures[1] or 0)
+    idle_lines = waste.idle_between(session, start, end)
+    idle_by_type = waste.summed(idle_lines, lambda line: line.gpu_type)
+    idle_by_project = waste.summed(idle_lines, lambda line: line.project)
     offered = set(settings.gpu_capacity) | {p.gpu_type for p in settings.profiles if p.gpu_type}
-    gpu_types = sorted(offered | {t for t in used if t is not None})
+    gpu_types = sorted(offered | {t for t in used if t is not None} | set(idle_by_type))
     rows = []
     for gpu_type in [*gpu_types, *([None] if None in used else [])]:
         row = used.get(gpu_type)
@@ -236,12 +294,20 @@ def utilisation(
                 gpu_type=gpu_type,
                 capacity=capacity,
                 capacity_ms=capacity_ms,
-                used_ms=int(row[2] or 0) if row else 0,
-                sessions=int(row[1]) if row else 0,
-                list_micro=int(row[3] or 0) if row else 0,
-                subsidy_micro=int(row[4] or 0) if row else 0,
+                used_ms=row[1] if row else 0,
+                sessions=row[0] if row else 0,
+                list_micro=row[2] if row else 0,
+                subsidy_micro=row[3] if row else 0,
                 reserved_ms=reserved,
                 reserved_unused_ms=unused,
+                idle=idle_by_type.get(gpu_type, waste.NONE) if gpu_type else waste.NONE,
             )
         )
-    return Utilisation(month, settings.currency, end - start, rows)
+    projects = [
+        ProjectUtilisation(
+            slug, used_by_project.get(slug, 0), idle_by_project.get(slug, waste.NONE)
+        )
+        for slug in sorted(set(used_by_project) | set(idle_by_project))
+        if used_by_project.get(slug, 0) or slug in idle_by_project
+    ]
+    return Utilisation(month, settings.currency, end - start, rows, projects)

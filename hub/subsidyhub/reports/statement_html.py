@@ -6,6 +6,10 @@ project, organisation and user names come from admins and identity providers and
 as text, never as markup. Amounts are exact (:func:`subsidyhub.money.format_money_exact`),
 not rounded to cents, so every table adds up to its total and the grand total equals the
 ledger's charges to the micro-unit, as the CSV and JSON forms do.
+
+Under each project's charges, a second table says per user how much of them paid for idle GPUs
+(:mod:`subsidyhub.ledger.waste`); it is labelled as part of the charges above, since its
+amounts are already in them, and a funder must not add the two.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from subsidyhub.ledger.statements import Statement
+from subsidyhub.ledger import waste
+from subsidyhub.ledger.statements import Statement, StatementLine, idle_columns
 from subsidyhub.money import format_money_exact, parse_amount
 
 _ENVIRONMENT = Environment(
@@ -30,6 +35,19 @@ _ENVIRONMENT = Environment(
 def _percent(fraction: str) -> str:
     """A subsidy rate fraction ("0.7") as people read it ("70%")."""
     return f"{(Decimal(fraction) * 100).normalize():f}%"
+
+
+def idle_rows(lines: list[StatementLine]) -> list[dict[str, Any]]:
+    """Idle GPU figures per user and GPU type (summed over profiles), users with some only."""
+    per_user: dict[tuple[str, str], waste.Idle] = {}
+    for line in lines:
+        if line.idle.gpu_ms and line.gpu_type:
+            key = (line.username, line.gpu_type)
+            per_user[key] = per_user.get(key, waste.NONE) + line.idle
+    return [
+        {"username": username, "gpu_type": gpu_type, "sessions": idle.sessions} | idle_columns(idle)
+        for (username, gpu_type), idle in sorted(per_user.items())
+    ]
 
 
 def render_statement_html(result: Statement, centre_name: str) -> str:
@@ -48,6 +66,7 @@ def render_statement_html(result: Statement, centre_name: str) -> str:
                 "subsidy_percent": _percent(project["subsidy_rate"]),
                 "lines": part["lines"],
                 "totals": part["totals"] | {"sessions": sum(line.sessions for line in lines)},
+                "idle": idle_rows(lines),
             }
         )
     everything = result.as_dict()
@@ -57,5 +76,6 @@ def render_statement_html(result: Statement, centre_name: str) -> str:
         currency=result.currency,
         projects=sections,
         totals=everything["totals"] | {"sessions": sum(line.sessions for line in result.lines)},
+        idle_shown=result.total_idle.gpu_ms > 0,
         money=money,
     )

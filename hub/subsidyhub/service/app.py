@@ -50,6 +50,7 @@ from subsidyhub.service.routes import (
     audit,
     courses,
     health,
+    idle,
     limits,
     me,
     metrics,
@@ -83,6 +84,7 @@ API_ROUTERS = (
     servers,
     queue,
     reservations,
+    idle,
 )
 
 

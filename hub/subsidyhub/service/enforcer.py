@@ -8,6 +8,9 @@ One asyncio task per service process. Each round it
   the due sessions in the ledger with their reason and asks the hub to stop the servers;
 * with ``kubernetes.capacity_from_nodes``, reads each GPU type's capacity from the nodes every
   ``capacity_refresh_seconds`` (:mod:`subsidyhub.service.node_capacity`);
+* every ``idle_gpu.sample_seconds``, reads the utilisation of every GPU server
+  (:mod:`subsidyhub.service.gpu_samplers`), records it (:func:`ledger.idle.record`) and stops
+  the servers whose GPUs were idle past their time, with the reason ``idle_gpu``;
 * offers freed GPUs to the heads of the GPU queues and lets unclaimed offers expire
   (:func:`ledger.queue.make_offers`), every round while anyone waits, so a stop reaches the
   next person within about a second;
@@ -38,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from subsidyhub.errors import SubsidyError
-from subsidyhub.ledger import admission, capacity, queue
+from subsidyhub.ledger import admission, capacity, idle, queue
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.enforcement import (
     Plan,
@@ -50,6 +53,12 @@ from subsidyhub.ledger.enforcement import (
     running_servers,
 )
 from subsidyhub.ledger.metering import charge_until
+from subsidyhub.service.gpu_samplers import (
+    GpuReading,
+    Sampler,
+    SamplerUnavailable,
+    make_sampler,
+)
 from subsidyhub.service.hubclient import HubClient, HubServer, HubUnavailable
 from subsidyhub.service.leader import Leadership
 from subsidyhub.service.mailer import Mailer
@@ -72,6 +81,9 @@ class EnforcerState:
     next_tick_ms: int = 0
     next_reconcile_ms: int = 0
     next_node_read_ms: int = 0
+    next_sample_ms: int = 0
+    # The last failure of the GPU utilisation source ("" while it answers).
+    sampler_error: str = ""
     marker: tuple[int, int, int] | None = None
     plan: Plan | None = None
     # Hub stops asked for but not yet confirmed: retried each round until the hub agrees.
@@ -90,8 +102,10 @@ class Enforcer:
         hub: HubClient,
         metrics: ServiceMetrics,
         clock: Callable[[], int],
+        sampler: Sampler | None = None,
     ) -> None:
         self.settings = settings
+        self.sampler = sampler if sampler is not None else make_sampler(settings)
         self.mailer = Mailer(settings.smtp)
         self.db = db
         self.hub = hub
@@ -169,6 +183,9 @@ class Enforcer:
             state.marker = await asyncio.to_thread(self._marker)
         if state.graced_stops:
             await asyncio.to_thread(self._end_graces, self.clock())
+        if self.sampler is not None and now >= state.next_sample_ms:
+            state.next_sample_ms = now + self.settings.idle_gpu.sample_ms
+            await self.sample_gpus()
         if self._reads_nodes() and now >= state.next_node_read_ms:
             await self.read_node_capacity()
             refresh = self.settings.kubernetes.capacity_refresh_seconds
@@ -186,6 +203,8 @@ class Enforcer:
     def next_wake_ms(self) -> int:
         now = self.clock()
         candidates = [self.state.next_tick_ms, self.state.next_reconcile_ms, now + CHANGE_POLL_MS]
+        if self.sampler is not None:
+            candidates.append(self.state.next_sample_ms)
         candidates += [at_ms for _id, at_ms, _reason in self.state.graced_stops.values()]
         if self.state.plan is not None and self.state.plan.next_due_ms is not None:
             candidates.append(self.state.plan.next_due_ms)
@@ -228,6 +247,46 @@ class Enforcer:
     def _record_observed(self, observed: dict[str, tuple[int, int]], now_ms: int) -> None:
         with self.db.write() as session:
             capacity.record_observed(session, observed, now_ms)
+
+    async def sample_gpus(self) -> None:
+        """Read every GPU server's utilisation, record it, and stop those idle past their time.
+
+        A source that fails is logged and counted; nothing is recorded, so nobody is stopped
+        on stale samples (:func:`ledger.idle.due` needs a fresh one)."""
+        targets = await asyncio.to_thread(self._gpu_targets)
+        readings: dict[int, GpuReading] = {}
+        if targets:
+            assert self.sampler is not None
+            try:
+                readings = await self.sampler.read(targets)
+            except SamplerUnavailable as error:
+                self.metrics.gpu_samples.labels("failed").inc()
+                if str(error) != self.state.sampler_error:  # once per cause, not every round
+                    log.warning("GPU utilisation not read (%s): %s", self.sampler.name, error)
+                self.state.sampler_error = str(error)
+                return
+            self.metrics.gpu_samples.labels("ok").inc()
+            if self.state.sampler_error:
+                log.info("GPU utilisation read again (%s)", self.sampler.name)
+                self.state.sampler_error = ""
+        now = self.clock()
+        idle_gpus, orders = await asyncio.to_thread(self._record_readings, readings, now)
+        for gpu_type in set(self.metrics.idle_gpu_types) | set(idle_gpus):
+            self.metrics.gpus_idle.labels(gpu_type).set(idle_gpus.get(gpu_type, 0))
+        self.metrics.idle_gpu_types = set(idle_gpus)
+        if orders:
+            await self.enforce(orders)
+
+    def _gpu_targets(self) -> list[idle.Target]:
+        with self.db.read() as session:
+            return idle.targets(session)
+
+    def _record_readings(
+        self, readings: dict[int, GpuReading], now_ms: int
+    ) -> tuple[dict[str, int], list[StopOrder]]:
+        with self.db.write() as session:
+            idle_gpus = idle.record(session, self.settings, readings, now_ms)
+            return idle_gpus, idle.due(session, self.settings, now_ms)
 
     def _serve_queues(self, now_ms: int) -> list[queue.Offer]:
         """Offers for every GPU type anyone waits for; a write only where someone does."""

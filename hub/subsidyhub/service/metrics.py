@@ -238,6 +238,21 @@ class ServiceMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.gpu_samples = Counter(
+            "subsidyhub_gpu_samples",
+            "Rounds of reading the GPU servers' utilisation (idle_gpu.source), by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.gpus_idle = Gauge(
+            "subsidyhub_gpus_idle",
+            "GPUs of running servers idle at the last sample (every GPU of the server below "
+            "idle_gpu.threshold_percent), by GPU type.",
+            ["gpu_type"],
+            registry=self.registry,
+        )
+        # The types with a nonzero idle gauge, so a type that is no longer idle reads 0.
+        self.idle_gpu_types: set[str] = set()
         self.registry.register(ProjectAccounts(db, clock))
         self.registry.register(GpuCapacity(db, settings, clock))
 

@@ -136,6 +136,10 @@ UsernameQuery = Annotated[str | None, Query(pattern=USERNAME_PATTERN, descriptio
 # Text that names something (a server, an IdP group): no control characters.
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 ServerName = Annotated[str, Field(max_length=255, pattern=NO_CONTROL)]
+# A host GPU id: an NVML index ("0") or UUID ("GPU-8f0c…"), or a MIG device's UUID.
+GpuDevice = Annotated[
+    str, Field(min_length=1, max_length=96, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+]
 # Stop reasons are codes ("user", "idle", "exhausted"), not prose: they label metrics.
 ReasonCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 
@@ -262,6 +266,18 @@ class AdmissionRequest(AdmissionCheck):
         description="When the hub stops waiting for the answer (ISO 8601, to the millisecond). "
         "An admission not committed by then is refused with 503 and writes nothing.",
     )
+    gpu_devices: list[GpuDevice] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The host GPU ids the server was given (local and Docker backends: NVML "
+        "indices or UUIDs), where its GPU utilisation is read.",
+    )
+    pod: str | None = Field(
+        None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The server's pod (Kubernetes), whose GPUs dcgm-exporter reports.",
+    )
 
 
 class StopRequest(Body):
@@ -308,6 +324,15 @@ ReservationId = Annotated[int, Path(ge=1, le=MAX_ID, description="A reservation'
 
 class QueueJoin(AdmissionCheck):
     """A place in the queue for a spawn every rule admits but a free GPU."""
+
+
+class IdleKeep(Body):
+    server_name: ServerName = ""
+
+
+ServerNameQuery = Annotated[
+    str, Query(max_length=255, pattern=NO_CONTROL, description="The server's name; '': default.")
+]
 
 
 class QueueLeave(Body):

@@ -59,6 +59,7 @@ def _admit(session: Session, context: ServiceContext, body: AdmissionCheck) -> A
     """The policy's answer to ``body``, written by ``session`` (a trial session writes nothing)."""
     if body.project:
         require_known_project(session, body.user, body.project)
+    where = body if isinstance(body, AdmissionRequest) else None
     return admit(
         session,
         context.settings,
@@ -67,6 +68,8 @@ def _admit(session: Session, context: ServiceContext, body: AdmissionCheck) -> A
         profile_slug=body.profile,
         server_name=body.server_name,
         now_ms=context.clock(),
+        gpu_devices=where.gpu_devices if where else (),
+        pod_name=where.pod if where else None,
     )
 
 

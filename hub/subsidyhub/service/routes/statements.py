@@ -1,7 +1,9 @@
-"""Monthly statements of a project, as JSON, CSV or printable HTML (admins and the project's managers).
+"""Monthly statements of a project, as JSON, CSV or printable HTML (admins and the project's managers),
+and the centre's monthly utilisation report (admins).
 
 The numbers are sums of the ledger's charge lines, so they reconcile with the ledger to
-the micro-unit; this is what the centre attaches to its subsidy claim.
+the micro-unit; this is what the centre attaches to its subsidy claim. Both say how much of
+the charges paid for idle GPUs (:mod:`subsidyhub.ledger.waste`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from fastapi.responses import HTMLResponse
 
 from subsidyhub import shapes
 from subsidyhub.ledger.statements import statement
+from subsidyhub.ledger.utilisation import utilisation
 from subsidyhub.reports.statement_html import render_statement_html
-from subsidyhub.service.auth import CurrentIdentity, project_for
+from subsidyhub.service.auth import CurrentIdentity, project_for, require_admin
 from subsidyhub.service.context import Context
 from subsidyhub.service.schemas import ProjectSlugParam
 from subsidyhub.timeutil import month_bounds, month_of
@@ -66,3 +69,24 @@ def read_statement(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     return result.as_dict()
+
+
+@router.get(
+    "/reports/utilisation",
+    summary="A month's GPU utilisation per GPU type and project, with idle GPUs (admins)",
+    response_model=shapes.Utilisation,
+    response_model_exclude_unset=True,
+)
+def read_utilisation(
+    identity: CurrentIdentity,
+    context: Context,
+    month: Annotated[
+        str | None, Query(description="YYYY-MM (UTC); default the current month")
+    ] = None,
+) -> dict[str, Any]:
+    require_admin(identity, "read the utilisation report")
+    now = context.clock()
+    chosen = month or month_of(now)
+    month_bounds(chosen)  # a malformed month is a 400 before any query
+    with context.db.read() as session:
+        return utilisation(session, context.settings, chosen, now).as_dict()

@@ -84,6 +84,19 @@ function duration(seconds) {
   return seconds === null || seconds === undefined ? "—" : formatDuration(seconds);
 }
 
+// Hours (a decimal string such as "12.3456") to one decimal, as people scan them; "—" for none.
+function hours(text) {
+  return text === null || text === undefined ? "—" : Number(text).toFixed(1);
+}
+
+// The month's utilisation report (GPU-hours used and idle, per type and project), for the
+// idle GPU figures; null when the service does not answer it, so the rest still shows.
+async function utilisationReport() {
+  /** @type {Schemas["Utilisation"] | null} */
+  const report = await api("GET", "reports/utilisation").catch(() => null);
+  return report;
+}
+
 function when(iso) {
   return iso ? iso.replace("T", " ").replace(/(:\d\d)(\.\d+)?(Z|\+00:00)$/, "$1 UTC") : "—";
 }
@@ -229,13 +242,16 @@ function stopButton(s, done) {
 // -- views -----------------------------------------------------------------------------
 
 async function showProjects() {
-  /** @type {Schemas["Projects"]} */
-  const { projects } = await api("GET", "projects");
+  /** @type {[Schemas["Projects"], Schemas["Utilisation"] | null]} */
+  const [{ projects }, report] = await Promise.all([api("GET", "projects"), utilisationReport()]);
   const currency = projects[0]?.currency ?? "";
+  // Idle GPUs this month per project (GPUs that did no work; part of what was used).
+  const idle = new Map((report?.projects ?? []).map((p) => [p.project, p]));
   const sum = (key) => projects.reduce((t, p) => t + toMicro(p[key]), 0n);
   const running = projects.reduce((t, p) => t + p.running_servers, 0);
-  const rows = projects.map((p) =>
-    h(
+  const rows = projects.map((p) => {
+    const idleHere = idle.get(p.slug);
+    return h(
       "tr",
       { class: "sh-row", "data-slug": p.slug, onclick: () => (location.hash = `#/projects/${p.slug}`) },
       h("td", {}, h("a", { href: `#/projects/${p.slug}` }, p.slug)),
@@ -248,8 +264,14 @@ async function showProjects() {
       h("td", { class: "sh-num" }, money(p.burn_rate_per_hour, p.currency)),
       h("td", { class: "sh-num", title: p.exhaustion_at ?? "" }, duration(p.time_left_seconds)),
       h("td", { class: "sh-num" }, p.running_servers),
-    ),
-  );
+      h(
+        "td",
+        { class: "sh-num sh-idle", title: idleHere ? `${idleHere.idle_percent ?? "0.00"}% of its GPU-hours this month` : undefined },
+        idleHere ? hours(idleHere.idle_gpu_hours) : "—",
+      ),
+      h("td", { class: "sh-num sh-idle" }, idleHere ? money(idleHere.idle_subsidy, p.currency) : "—"),
+    );
+  });
   main.replaceChildren(
     h("h1", {}, "Projects"),
     h(
@@ -260,6 +282,18 @@ async function showProjects() {
       stat("Left", money(sum("balance"), currency)),
       stat("Burn per hour", money(sum("burn_rate_per_hour"), currency)),
       stat("Running servers", running),
+      report
+        ? stat("Idle GPU-hours this month", `${hours(report.totals.idle_gpu_hours)} (${report.totals.idle_percent ?? "0.00"}%)`, {
+            id: "sh-idle-hours",
+            title: "GPU-hours while every GPU of a server did no work, and their share of the GPU-hours used",
+          })
+        : null,
+      report
+        ? stat("Subsidy on idle GPUs this month", money(report.totals.idle_subsidy, report.currency), {
+            id: "sh-idle-subsidy",
+            title: "Part of the subsidy used this month, not in addition to it",
+          })
+        : null,
     ),
     h(
       "section",
@@ -268,7 +302,7 @@ async function showProjects() {
         [
           ["Slug"], ["Name"], ["Kind"], ["Status"], ["Allocation", "sh-num"], ["Used", "sh-num"],
           ["Left", "sh-num"], ["Burn / h", "sh-num"], ["Time left", "sh-num"],
-          ["Servers", "sh-num"],
+          ["Servers", "sh-num"], ["Idle GPU-h (month)", "sh-num"], ["Idle subsidy (month)", "sh-num"],
         ],
         rows,
         "No projects yet: create one under New project.",
@@ -279,14 +313,16 @@ async function showProjects() {
 
 async function showProject(slug) {
   const path = `projects/${encodeURIComponent(slug)}`;
-  /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"]]} */
-  const [declared, project, { members }, { allocations }, { sessions }, { entries }] = await Promise.all([
+  /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"], Schemas["Statement"] | null]} */
+  const [declared, project, { members }, { allocations }, { sessions }, { entries }, month] = await Promise.all([
     limitDeclarations(),
     api("GET", path),
     api("GET", `${path}/members`),
     api("GET", `${path}/allocations`),
     api("GET", `sessions?project=${encodeURIComponent(slug)}`),
     api("GET", `audit?target=${encodeURIComponent(`project:${slug}`)}&limit=50`),
+    // This month's statement, for its idle GPU figures (part of its charges).
+    api("GET", `${path}/statement`).catch(() => null),
   ]);
   const c = project.currency;
   const reload = () => showProject(slug);
@@ -381,6 +417,18 @@ async function showProject(slug) {
       stat("Burn per hour", money(project.burn_rate_per_hour, c)),
       stat("Time left", duration(project.time_left_seconds)),
       stat("Subsidy rate", `${Math.round(Number(project.subsidy_rate) * 100)}%`),
+      month
+        ? stat("Idle GPU-hours this month", hours(month.totals.idle_gpu_hours), {
+            id: "sh-project-idle-hours",
+            title: `GPU-hours while every GPU of a server did no work, of ${hours(month.totals.gpu_hours)} GPU-hours charged in ${month.month}`,
+          })
+        : null,
+      month
+        ? stat("Subsidy on idle GPUs this month", money(month.totals.idle_subsidy, c), {
+            id: "sh-project-idle-subsidy",
+            title: `Part of the ${money(month.totals.subsidy, c)} subsidy charged in ${month.month}, not in addition to it`,
+          })
+        : null,
     ),
     h(
       "section",
@@ -625,15 +673,18 @@ function calendarTable(calendar) {
 }
 
 async function showGpus() {
-  /** @type {[Schemas["Capacity"], Schemas["CapacityCalendars"], Schemas["Queue"], Schemas["Reservations"]]} */
-  const [{ gpu_types }, { calendars }, { places }, { reservations }] = await Promise.all([
+  /** @type {[Schemas["Capacity"], Schemas["CapacityCalendars"], Schemas["Queue"], Schemas["Reservations"], Schemas["Utilisation"] | null]} */
+  const [{ gpu_types }, { calendars }, { places }, { reservations }, report] = await Promise.all([
     api("GET", "capacity"),
     api("GET", "capacity/calendar"),
     api("GET", "queue"),
     api("GET", "reservations"),
+    utilisationReport(),
   ]);
-  const types = gpu_types.map((t) =>
-    h(
+  const month = new Map((report?.rows ?? []).map((r) => [r.gpu_type, r]));
+  const types = gpu_types.map((t) => {
+    const thisMonth = month.get(t.gpu_type);
+    return h(
       "section",
       { class: "sh-card", "data-gpu-type": t.gpu_type },
       h("h2", {}, t.label),
@@ -642,14 +693,28 @@ async function showGpus() {
         { class: "sh-stats" },
         stat("GPUs", t.gpus ?? `unknown (${t.source})`),
         stat("in use", t.in_use),
+        stat("idle now", t.gpus_idle, {
+          class: `sh-stat ${t.gpus_idle ? "sh-idle-now" : ""}`,
+          title: "Of those in use, GPUs of servers whose GPUs do no work now",
+        }),
         stat("reserved now", t.reserved_now),
         stat("free now", t.free_now ?? "—"),
         stat("waiting", t.waiting),
         stat("next free", until(t.next_free)),
+        thisMonth
+          ? stat("idle GPU-h this month", `${hours(thisMonth.idle_gpu_hours)} (${thisMonth.idle_percent ?? "0.00"}%)`, {
+              title: "GPU-hours while every GPU of a server did no work, and their share of the GPU-hours used",
+            })
+          : null,
+        thisMonth
+          ? stat("subsidy on idle GPUs this month", money(thisMonth.idle_subsidy, report?.currency ?? ""), {
+              title: "Part of the subsidy used this month, not in addition to it",
+            })
+          : null,
       ),
       calendars.filter((c) => c.gpu_type === t.gpu_type).map(calendarTable),
-    ),
-  );
+    );
+  });
   const queueRows = places.map((p) =>
     h(
       "tr",
