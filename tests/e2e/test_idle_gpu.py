@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -22,6 +21,7 @@ from subsidyhub.testing.prometheus import FakeDcgmExporter
 from tests.e2e.test_jupyterlab import PANEL, STATUS, log_in
 from tests.e2e.test_why import project
 from tests.hub.helpers import HubStack, HubUser
+from tests.hub.test_idle_gpu import idle_stack_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
 
@@ -37,30 +37,11 @@ def exporter() -> Iterator[FakeDcgmExporter]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, exporter: FakeDcgmExporter
 ) -> Iterator[HubStack]:
-    config: dict[str, Any] = {
-        "currency": "HKD",
-        "metering": {"interval_seconds": 5, "min_start_minutes": 1},
-        "prices": {"cpu_core": "1.00", "memory_gib": "0", "gpu": {"h800": "36.00"}},
-        "profiles": [
-            {
-                "slug": "gpu-1",
-                "display_name": "PyTorch · 1× H800",
-                "cpu": 1,
-                "memory_gib": 1,
-                "gpus": {"type": "h800", "count": 1},
-            },
-        ],
-        "local": {"gpus": ["0"]},
-        # Stops after 3 minutes idle, warned from the start of the stretch (3 minutes before):
-        # long enough that the test is done before the stop.
-        "idle_gpu": {
-            "source": "exporter",
-            "exporter_urls": [exporter.url],
-            "sample_seconds": 1,
-            "stop_after_minutes": 3,
-            "warn_before_minutes": 3,
-        },
-    }
+    # Stops after 3 minutes idle, warned from the start of the stretch (3 minutes before):
+    # long enough that the test is done before the stop.
+    config = idle_stack_config(
+        exporter, ["0"], sample_seconds=1, stop_after_minutes=3, warn_before_minutes=3
+    )
     running = HubStack(tmp_path_factory.mktemp("idle"), config)
     try:
         yield running.start()

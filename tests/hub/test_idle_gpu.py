@@ -40,11 +40,10 @@ def exporter() -> Iterator[FakeDcgmExporter]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, exporter: FakeDcgmExporter
-) -> Iterator[HubStack]:
-    config: dict[str, Any] = {
+def idle_stack_config(exporter: FakeDcgmExporter, gpus: list[str], **idle: float) -> dict[str, Any]:
+    """A stack with one GPU profile on ``gpus`` (host ids) whose utilisation is read from
+    ``exporter``, with the ``idle_gpu`` settings given."""
+    return {
         "currency": "HKD",
         "metering": {"interval_seconds": 2, "min_start_minutes": 0.05},
         "prices": {"cpu_core": "1.00", "memory_gib": "0", "gpu": {"h800": "36.00"}},
@@ -57,15 +56,22 @@ def stack(
                 "gpus": {"type": "h800", "count": 1},
             },
         ],
-        "local": {"gpus": ["0", "1"]},
-        "idle_gpu": {
-            "source": "exporter",
-            "exporter_urls": [exporter.url],
-            "sample_seconds": TICK_MS / 1000,
-            "stop_after_minutes": STOP_AFTER_MS / 60_000,
-            "warn_before_minutes": 0.1,
-        },
+        "local": {"gpus": gpus},
+        "idle_gpu": {"source": "exporter", "exporter_urls": [exporter.url], **idle},
     }
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, exporter: FakeDcgmExporter
+) -> Iterator[HubStack]:
+    config = idle_stack_config(
+        exporter,
+        ["0", "1"],
+        sample_seconds=TICK_MS / 1000,
+        stop_after_minutes=STOP_AFTER_MS / 60_000,
+        warn_before_minutes=0.1,
+    )
     hub = HubStack(tmp_path_factory.mktemp("idle"), config).start()
     try:
         hub.admin("project", "create", "lab", "--name", "Lab")

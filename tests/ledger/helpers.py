@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.db import Database
 from subsidyhub.money import parse_amount
@@ -38,3 +40,11 @@ def make_project(
             )
         for username in members:
             projects.set_member(session, "test", slug, username, at_ms=at_ms)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A GPU server's utilisation as the service's sampler reads it (``ledger.idle.record``)."""
+
+    utilisation_pct: int
+    memory_mib: int = 20_000

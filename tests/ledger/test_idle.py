@@ -7,8 +7,6 @@ Prometheus, dcgm-exporter) is tested in ``tests/service/test_gpu_samplers.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import func, select
 
@@ -21,16 +19,10 @@ from subsidyhub.settings import Settings, parse_settings
 from subsidyhub.timeutil import DAY_MS
 from tests.conftest import TEST_CONFIG
 
-from .helpers import T0, make_project
+from .helpers import T0, Reading, make_project
 
 MINUTE = 60_000
 SAMPLE = 30_000
-
-
-@dataclass(frozen=True)
-class Reading:
-    utilisation_pct: int
-    memory_mib: int = 40_000
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from subsidyhub.timeutil import DAY_MS, MS_PER_HOUR, month_bounds
 from tests.cli.conftest import CLI_ENV, Cli
 from tests.conftest import TEST_CONFIG
 
-from .helpers import HOUR, T0, make_project
+from .helpers import HOUR, T0, Reading, make_project
 
 MINUTE = 60_000
 SAMPLE = 10 * MINUTE
@@ -45,12 +45,6 @@ assert DECEMBER[0] == T0
 PRICE = {"h800": 36_000_000, "a100": 24_000_000}
 GPUS = {"gpu-1": ("h800", 1), "gpu-2": ("a100", 2)}
 SUBSIDY_BP = 7000
-
-
-@dataclass(frozen=True)
-class Reading:
-    utilisation_pct: int
-    memory_mib: int = 20_000
 
 
 @pytest.fixture

@@ -101,10 +101,7 @@ class Statement:
     @property
     def total_idle(self) -> waste.Idle:
         """What idle GPUs cost, summed over the lines: part of the totals, not added to them."""
-        result = waste.NONE
-        for line in self.lines:
-            result = result + line.idle
-        return result
+        return sum((line.idle for line in self.lines), waste.NONE)
 
     def as_dict(self) -> dict[str, Any]:
         return {

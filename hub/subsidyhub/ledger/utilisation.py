@@ -160,10 +160,7 @@ class Utilisation:
 
     @property
     def total_idle(self) -> waste.Idle:
-        result = waste.NONE
-        for row in self.rows:
-            result = result + row.idle
-        return result
+        return sum((row.idle for row in self.rows), waste.NONE)
 
     def totals(self) -> dict[str, Any]:
         capacity = self.total_capacity_ms
