@@ -13,8 +13,10 @@ A sample is taken every second and a server stops after 9 s of idle GPUs (warned
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -183,6 +185,12 @@ def test_an_idle_gpu_server_is_warned_kept_once_and_stopped_and_a_busy_one_runs_
             select(func.sum(GpuSample.idle_ms)).where(GpuSample.session_id == stopped.id)
         )
     assert stopped.idle_gpu_ms == counted and stopped.idle_gpu_ms >= STOP_AFTER_MS
+    # The statement's idle GPU-hours are the samples' (1 GPU), to its 4 decimals.
+    month = time.strftime("%Y-%m", time.gmtime(stopped.started_ms / 1000))
+    lines = json.loads(stack.cli("statement", "lab", "--month", month, "--format", "json"))
+    [line] = [x for x in lines["lines"] if x["username"] == "alice"]
+    assert Decimal(line["idle_gpu_hours"]) == round(Decimal(counted) / 3_600_000, 4)
+    assert Decimal(line["idle_list"]) > 0
 
     # Bob's GPU stayed busy: never idle, never stopped.
     time.sleep(2 * TICK_MS / 1000)

@@ -56,9 +56,9 @@ def statement(
 ) -> None:
     """Print a monthly statement: hours, list price, subsidy and co-pay per user and profile.
 
-    Amounts are decimal strings in the config's currency; totals equal the charges. The
-    idle_* columns are the part of them spent on idle GPUs (GPU-hours while a server's GPUs
-    did no work, and the GPUs' share of its rate over them): included, not in addition.
+    Amounts are decimal strings in the config's currency; totals equal the charges.
+
+    The idle_* columns are the part of the charges spent on idle GPUs: included, not added.
 
     Examples:
       subsidyhub statement protein-folding --month 2026-11
