@@ -472,6 +472,32 @@ class IdleGpu(Strict):
         return int(self.window_minutes * 60_000)
 
 
+class Scheme(Strict):
+    """The subsidy scheme's rules for applications and grants (docs/applications.md)."""
+
+    max_subsidy_rate: FractionBP = Field(
+        9000, description="The highest subsidy share an approval may give (at most 0.90)."
+    )
+    max_period_months: int = Field(
+        60, ge=1, le=120, description="The longest period a grant may be applied for, in months."
+    )
+    plan_margin_percent: int = Field(
+        20,
+        ge=1,
+        le=100,
+        description="Warn a project's managers and the admins when its subsidy spent so far is "
+        "more than this share over (it will run out early) or under (subsidy at risk of "
+        "going unused) its burn plan to date.",
+    )
+
+    @field_validator("max_subsidy_rate")
+    @classmethod
+    def _scheme_cap(cls, bp: int) -> int:
+        if bp > 9000:
+            raise ValueError(f"{bp / 100:.2f}% exceeds the scheme's 90% cap; use at most 0.90")
+        return bp
+
+
 class Bounds(Strict):
     """The largest amounts one entry may carry: a typo must not become public money.
 
@@ -538,6 +564,7 @@ class Settings(Strict):
     queue: Queue = Queue()
     smtp: Smtp = Smtp()
     idle_gpu: IdleGpu = IdleGpu()
+    scheme: Scheme = Scheme()
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator("subsidy_rate")

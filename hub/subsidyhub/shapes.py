@@ -39,11 +39,15 @@ if TYPE_CHECKING:
     from subsidyhub.ledger.accounts import Account
     from subsidyhub.ledger.admission import Admission as AdmissionResult
     from subsidyhub.ledger.admission import Stopped as StopResult
+    from subsidyhub.ledger.burn_plan import Position as BurnPosition
+    from subsidyhub.ledger.burn_plan import Scheme as SchemeFigures
     from subsidyhub.ledger.capacity import Slot, TypeState
     from subsidyhub.ledger.idle import Plot as IdlePlot
     from subsidyhub.ledger.models import (
         Allocation as AllocationRow,
     )
+    from subsidyhub.ledger.models import Application as ApplicationRow
+    from subsidyhub.ledger.models import ApplicationEvent as ApplicationEventRow
     from subsidyhub.ledger.models import (
         AuditEntry as AuditEntryRow,
     )
@@ -1231,4 +1235,210 @@ def describe_sync(result: SyncResult) -> dict[str, Any]:
         ],
         "kept": list(result.kept),
         "unknown_projects": list(result.unknown_projects),
+    }
+
+
+# -- applications and burn plans (issue 18) ------------------------------------------------
+
+
+class ApplicationEvent(Shape):
+    at: Moment
+    actor: str
+    kind: str = Field(
+        description="created, edited, submitted, commented, approved, rejected or withdrawn."
+    )
+    body: str = Field(description="A comment, a rejection's reason, or the approval's terms.")
+
+
+class Application(Shape):
+    """An application for a grant and what became of it (``docs/applications.md``)."""
+
+    id: int
+    kind: str = Field(description="new, top_up or extension.")
+    state: str = Field(description="draft, submitted, approved, rejected or withdrawn.")
+    applicant: str
+    email: str | None
+    project: str | None = Field(description="The project it tops up, extends or created.")
+    slug: str
+    title: str
+    organisation: str
+    abstract: str
+    amount: Amount
+    gpu_hours: dict[str, int]
+    starts: Moment
+    ends: Moment
+    team: list[str]
+    plan: list[Amount] = Field(description="Amount per quarter from the start; empty: even.")
+    created: Moment
+    updated: Moment
+    submitted: Moment | None
+    decided: Moment | None
+    decided_by: str | None
+    reason: str = Field(description="A rejection's reason, or the admin's note on approval.")
+    subsidy_rate: str | None = Field(description="The approved subsidy share, e.g. 0.75.")
+    approved_amount: Amount | None
+    allocation_id: int | None
+    events: list[ApplicationEvent] | None = Field(
+        None, description="Its history, oldest first (one application's answer only)."
+    )
+
+
+class Applications(Shape):
+    applications: list[Application]
+
+
+def describe_application(
+    row: ApplicationRow,
+    project_slug: str | None,
+    events: list[ApplicationEventRow] | None = None,
+) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "id": row.id,
+        "kind": row.kind,
+        "state": row.state,
+        "applicant": row.applicant,
+        "email": row.email,
+        "project": project_slug,
+        "slug": row.slug,
+        "title": row.title,
+        "organisation": row.organisation,
+        "abstract": row.abstract,
+        "amount": to_decimal_string(row.amount_micro),
+        "gpu_hours": dict(row.gpu_hours),
+        "starts": iso(row.starts_ms),
+        "ends": iso(row.ends_ms),
+        "team": list(row.team),
+        "plan": [to_decimal_string(amount) for amount in row.plan],
+        "created": iso(row.created_ms),
+        "updated": iso(row.updated_ms),
+        "submitted": iso(row.submitted_ms),
+        "decided": iso(row.decided_ms),
+        "decided_by": row.decided_by,
+        "reason": row.reason,
+        "subsidy_rate": None if row.rate_bp is None else bp_to_fraction_string(row.rate_bp),
+        "approved_amount": None
+        if row.approved_micro is None
+        else to_decimal_string(row.approved_micro),
+        "allocation_id": row.allocation_id,
+    }
+    if events is not None:
+        shown["events"] = [
+            {"at": iso(e.at_ms), "actor": e.actor, "kind": e.kind, "body": e.body} for e in events
+        ]
+    return shown
+
+
+class PlanMonthFigures(Shape):
+    month: str = Field(description="YYYY-MM (UTC).")
+    planned: Amount
+    spent: Amount = Field(description="Subsidy the project's charges drew in the month.")
+
+
+class BurnPosition(Shape):
+    """A project's subsidy spent against its grants' plan (``ledger.burn_plan``)."""
+
+    project: str
+    name: str
+    granted: Amount = Field(description="Its grants (allocations with an end), together.")
+    planned_to_date: Amount
+    spent_to_date: Amount
+    status: Literal["on_plan", "over_plan", "under_plan"] = Field(
+        description="over_plan: more than scheme.plan_margin_percent over the plan to date "
+        "(it will run out early); under_plan: as much under (subsidy at risk of going unused)."
+    )
+    deviation_percent: str | None = Field(
+        description="Spent over (+) or under (-) the plan to date, in percent of it."
+    )
+    projected: Amount = Field(description="Spent by the end at the last 30 days' pace.")
+    projected_unused: Amount
+    runs_out_at: Moment | None = Field(description="At that pace, if before the end.")
+    ends: Moment
+    message: str = Field(description="What the position means, for a manager or an admin.")
+    months: list[PlanMonthFigures]
+
+
+class BurnPositions(Shape):
+    positions: list[BurnPosition]
+
+
+class SchemeView(Shape):
+    """The scheme as a whole: approved, allocated, spent, remaining, projected."""
+
+    approved: Amount = Field(description="Amounts of approved applications.")
+    allocated: Amount = Field(description="Grants in force or ended (allocations with an end).")
+    spent: Amount = Field(description="Subsidy their projects' charges drew since they started.")
+    remaining: Amount
+    projected: Amount = Field(description="Spent by each grant's end at the last 30 days' pace.")
+    projected_unused: Amount
+    over_plan: int = Field(description="Projects more than the margin over plan.")
+    under_plan: int = Field(description="Projects more than the margin under plan.")
+    ranking: list[BurnPosition] = Field(
+        description="Projects by projected unused subsidy, most first (under-use first)."
+    )
+
+
+def describe_position(position: BurnPosition, currency: str, now_ms: int) -> dict[str, Any]:
+    return {
+        "project": position.slug,
+        "name": position.name,
+        "granted": to_decimal_string(position.granted_micro),
+        "planned_to_date": to_decimal_string(position.planned_to_date_micro),
+        "spent_to_date": to_decimal_string(position.spent_to_date_micro),
+        "status": position.status,
+        "deviation_percent": None
+        if position.deviation_bp is None
+        else f"{position.deviation_bp / 100:.2f}",
+        "projected": to_decimal_string(position.projected_micro),
+        "projected_unused": to_decimal_string(position.unused_micro),
+        "runs_out_at": iso(position.runs_out_ms),
+        "ends": iso(position.ends_ms),
+        "message": position_message(position, currency, now_ms),
+        "months": [
+            {
+                "month": m.month,
+                "planned": to_decimal_string(m.planned_micro),
+                "spent": to_decimal_string(m.spent_micro),
+            }
+            for m in position.months
+        ],
+    }
+
+
+def position_message(position: BurnPosition, currency: str, now_ms: int) -> str:
+    """One sentence for a manager or an admin: where the grant stands against its plan."""
+    spent = format_money(position.spent_to_date_micro, currency)
+    planned = format_money(position.planned_to_date_micro, currency)
+    if position.status == "over_plan":
+        when = (
+            f"runs out on {iso(position.runs_out_ms)[:10]}, before its end on "
+            f"{iso(position.ends_ms)[:10]}"
+            if position.runs_out_ms
+            else "may run out before its end"
+        )
+        return (
+            f"{spent} spent against {planned} planned by now: at this pace the grant {when}. "
+            "Slow down, or apply for a top-up."
+        )
+    if position.status == "under_plan":
+        unused = format_money(position.unused_micro, currency)
+        return (
+            f"{spent} spent against {planned} planned by now: at this pace {unused} of the "
+            f"grant will be left unused at its end on {iso(position.ends_ms)[:10]}."
+        )
+    return f"{spent} spent against {planned} planned by now: on plan."
+
+
+def describe_scheme(view: SchemeFigures, currency: str, now_ms: int) -> dict[str, Any]:
+    allocated, spent, projected = view.allocated_micro, view.spent_micro, view.projected_micro
+    ranking = view.ranking()
+    return {
+        "approved": to_decimal_string(view.approved_micro),
+        "allocated": to_decimal_string(allocated),
+        "spent": to_decimal_string(spent),
+        "remaining": to_decimal_string(allocated - spent),
+        "projected": to_decimal_string(projected),
+        "projected_unused": to_decimal_string(max(0, allocated - projected)),
+        "over_plan": sum(p.status == "over_plan" for p in ranking),
+        "under_plan": sum(p.status == "under_plan" for p in ranking),
+        "ranking": [describe_position(p, currency, now_ms) for p in ranking],
     }

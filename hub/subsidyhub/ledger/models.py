@@ -49,6 +49,7 @@ class Base(DeclarativeBase):
         int: Int64,
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[int]: JSON,
     }
 
 
@@ -331,3 +332,72 @@ class ObservedCapacity(Base):
     gpus: Mapped[int] = mapped_column(Integer)
     nodes: Mapped[int] = mapped_column(Integer)
     observed_ms: Mapped[int]
+
+
+class Application(Base):
+    """An application for a grant (issue 18): a new project, a top-up or an extension.
+
+    ``state`` moves draft → submitted → approved or rejected (or withdrawn by the applicant);
+    only a draft changes. The requested figures stay as applied for; the decision's own
+    figures (rate, amount, window) are kept beside them, and the allocation it made is linked.
+    """
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        Index("ix_applications_state", "state", "submitted_ms"),
+        Index("ix_applications_applicant", "applicant"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    applicant: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    # The project it tops up or extends; for a new project, the one its approval created.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    amount_micro: Mapped[int]
+    # GPU-hours requested per GPU type (whole hours).
+    gpu_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_ms: Mapped[int]
+    ends_ms: Mapped[int]
+    team: Mapped[list[str]] = mapped_column(default=list)
+    # The applicant's plan: amount (micro-units) per quarter from the start; empty: even.
+    plan: Mapped[list[int]] = mapped_column(default=list)
+    created_ms: Mapped[int]
+    updated_ms: Mapped[int]
+    submitted_ms: Mapped[int | None]
+    decided_ms: Mapped[int | None]
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    # Why it was rejected, or the admin's note on the approval (told to the applicant).
+    reason: Mapped[str] = mapped_column(Text, default="")
+    rate_bp: Mapped[int | None] = mapped_column(Integer)
+    approved_micro: Mapped[int | None]
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+
+
+class ApplicationEvent(Base):
+    """What happened to an application, for its applicant and the admins: comments and every
+    change of state, in order. Append-only."""
+
+    __tablename__ = "application_events"
+    __table_args__ = (Index("ix_application_events_application", "application_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    at_ms: Mapped[int]
+    actor: Mapped[str] = mapped_column(String(255))
+    # created, edited, submitted, commented, approved, rejected, withdrawn
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
+class PlanMonth(Base):
+    """A grant's (an allocation's) planned subsidy spending in one UTC month. A grant without
+    rows is planned evenly over its window. Replaced whole when an admin sets a new plan."""
+
+    __tablename__ = "grant_plans"
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    amount_micro: Mapped[int]

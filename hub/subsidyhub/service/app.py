@@ -47,6 +47,7 @@ from subsidyhub.service.metrics import ServiceMetrics
 from subsidyhub.service.queue_places import QueuePlaces
 from subsidyhub.service.routes import (
     admissions,
+    applications,
     audit,
     courses,
     health,
@@ -85,6 +86,7 @@ API_ROUTERS = (
     queue,
     reservations,
     idle,
+    applications,
 )
 
 

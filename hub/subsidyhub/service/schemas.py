@@ -11,7 +11,7 @@ request are left unchanged; ``null`` (where allowed) removes a limit.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import (
@@ -348,3 +348,73 @@ class ReservationCreate(Body):
     ends: Moment = Field(description="The first window's end: 1 minute to 7 days after starts.")
     weeks: int = Field(1, ge=1, le=104, description="Weekly windows in all (1: once).")
     note: str = Field("", max_length=200, pattern=NO_CONTROL)
+
+
+class ApplicationBody(Body):
+    """An application as its applicant writes it (a draft; every bound is the ledger's)."""
+
+    kind: Literal["new", "top_up", "extension"] = Field(
+        description="new: a new project; top_up: more money for a project you manage; "
+        "extension: a further period (and its amount) after your project's grant ends."
+    )
+    slug: str = Field(
+        max_length=MAX_LENGTH,
+        description="new: the project's proposed slug; top_up and extension: your project's.",
+        examples=["climate-ml"],
+    )
+    title: str = Field(max_length=200, examples=["Climate downscaling with diffusion models"])
+    organisation: str = Field("", max_length=200, examples=["University of Hong Kong"])
+    abstract: str = Field("", max_length=10_000)
+    amount: Amount = Field(description="Subsidy requested, in currency units.")
+    gpu_hours: dict[GpuType, int] = Field(
+        default_factory=dict, description="GPU-hours requested per GPU type (whole hours)."
+    )
+    starts: Moment = Field(description="When the grant's period starts.")
+    ends: Moment = Field(description="When it ends (at most scheme.max_period_months later).")
+    team: list[Username] = Field(
+        default_factory=list, max_length=200, description="Members' user names."
+    )
+    plan: list[Amount] = Field(
+        default_factory=list,
+        max_length=40,
+        description="Optional: the amount per quarter from the start; they add up to amount.",
+    )
+    email: str | None = Field(None, max_length=320, description="Where to tell you of changes.")
+
+
+class ApplicationComment(Body):
+    body: str = Field(min_length=1, max_length=5_000)
+
+
+class ApplicationReject(Body):
+    reason: str = Field(min_length=1, max_length=5_000, description="Told to the applicant.")
+
+
+class ApplicationApprove(Body):
+    subsidy_rate: RateBP = Field(
+        description='Share of the list price the scheme pays, e.g. "0.70" (at most '
+        "scheme.max_subsidy_rate)."
+    )
+    amount: Amount | None = Field(None, description="Default: the amount applied for.")
+    valid_from: Moment | None = Field(None, description="Default: the period applied for.")
+    valid_until: Moment | None = Field(None, description="Default: the period applied for.")
+    slug: str | None = Field(
+        None, max_length=MAX_LENGTH, description="new: the project's slug, if not the proposed."
+    )
+    quota: QuotaPut | None = Field(None, description="The project's limits to set.")
+    note: str = Field("", max_length=5_000, description="Told to the applicant.")
+
+
+ApplicationId = Annotated[int, Path(ge=1, le=MAX_ID, description="An application's id.")]
+ApplicationStateQuery = Annotated[
+    Literal["draft", "submitted", "approved", "rejected", "withdrawn"] | None,
+    Query(description="Only applications in this state."),
+]
+AllocationId = Annotated[int, Path(ge=1, le=MAX_ID, description="An allocation's id.")]
+
+
+class PlanPut(Body):
+    months: dict[str, Amount] = Field(
+        description='Planned subsidy per UTC month ("2027-01": "1000.00"), adding up to the '
+        "allocation's amount; empty: even over its window."
+    )
