@@ -33,7 +33,7 @@ from subsidyhub.ledger.pricing import (
     subsidy_rate_per_hour,
 )
 from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_string
-from subsidyhub.timeutil import format_hours, iso
+from subsidyhub.timeutil import day_of, format_hours, iso
 
 if TYPE_CHECKING:
     from subsidyhub.ledger.accounts import Account
@@ -1409,12 +1409,13 @@ def position_message(position: BurnPosition, currency: str, now_ms: int) -> str:
     spent = format_money(position.spent_to_date_micro, currency)
     planned = format_money(position.planned_to_date_micro, currency)
     if position.status == "over_plan":
-        when = (
-            f"runs out on {iso(position.runs_out_ms)[:10]}, before its end on "
-            f"{iso(position.ends_ms)[:10]}"
-            if position.runs_out_ms
-            else "may run out before its end"
-        )
+        end = day_of(position.ends_ms)
+        if position.runs_out_ms is not None and position.runs_out_ms <= now_ms:
+            when = f"is spent already, before its end on {end}"
+        elif position.runs_out_ms is not None:
+            when = f"runs out on {day_of(position.runs_out_ms)}, before its end on {end}"
+        else:
+            when = "may run out before its end"
         return (
             f"{spent} spent against {planned} planned by now: at this pace the grant {when}. "
             "Slow down, or apply for a top-up."
@@ -1423,7 +1424,7 @@ def position_message(position: BurnPosition, currency: str, now_ms: int) -> str:
         unused = format_money(position.unused_micro, currency)
         return (
             f"{spent} spent against {planned} planned by now: at this pace {unused} of the "
-            f"grant will be left unused at its end on {iso(position.ends_ms)[:10]}."
+            f"grant will be left unused at its end on {day_of(position.ends_ms)}."
         )
     return f"{spent} spent against {planned} planned by now: on plan."
 

@@ -123,6 +123,11 @@ def month_bounds(month: str) -> tuple[int, int]:
     return to_ms(start), to_ms(end)
 
 
+def day_of(ms: int) -> str:
+    """The UTC date of an instant, as people read it in a sentence: ``2027-01-31``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
 def month_of(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m")
 

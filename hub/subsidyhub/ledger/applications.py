@@ -38,7 +38,7 @@ from subsidyhub.money import bp_to_fraction_string, format_money, to_decimal_str
 from subsidyhub.settings import Settings
 from subsidyhub.slugs import PROJECT_SLUG
 from subsidyhub.text import check_text
-from subsidyhub.timeutil import iso, month_of
+from subsidyhub.timeutil import day_of, iso, month_of
 
 KINDS = ("new", "top_up", "extension")
 DRAFT, SUBMITTED, APPROVED, REJECTED, WITHDRAWN = (
@@ -444,8 +444,8 @@ def approve(
     application.reason = decision.note
     body = (
         f"Approved: {format_money(amount, settings.currency)} of subsidy paying "
-        f"{decision.rate_bp / 100:g}% of the list price, from {iso(start)[:10]} to "
-        f"{iso(end)[:10]}, as project {project.slug}."
+        f"{decision.rate_bp / 100:g}% of the list price, from {day_of(start)} to "
+        f"{day_of(end)}, as project {project.slug}."
         + (f" {decision.note}" if decision.note else "")
     )
     return _transition(session, application, actor, "approved", APPROVED, body, now_ms)

@@ -163,7 +163,7 @@ class Position:
     # Spent over (positive) or under (negative) the plan to date, in basis points of it.
     deviation_bp: int | None
     projected_micro: int  # spent by the grants' end at the last 30 days' pace
-    runs_out_ms: int | None  # when it runs out at that pace, if before the end
+    runs_out_ms: int | None  # when it runs out at that pace, if before the end (now: spent)
     ends_ms: int
     months: list[MonthFigures]
 
@@ -206,7 +206,7 @@ def positions(
         query = query.where(Allocation.project_id.in_(list(project_ids)))
     grants: dict[int, list[Allocation]] = {}
     named: dict[int, Project] = {}
-    for allocation, project in session.execute(query.order_by(Allocation.id)).tuples():
+    for allocation, project in session.execute(query.order_by(Allocation.id)):
         grants.setdefault(project.id, []).append(allocation)
         named[project.id] = project
     if not grants:
@@ -298,7 +298,9 @@ def _position(
     left_ms = max(0, end_ms - now_ms)
     projected = min(granted, spent_to_date + recent * left_ms // RECENT_MS)
     runs_out = None
-    if recent > 0 and spent_to_date < granted:
+    if spent_to_date >= granted:
+        runs_out = now_ms  # spent already
+    elif recent > 0:
         at = now_ms + (granted - spent_to_date) * RECENT_MS // recent
         runs_out = at if at < end_ms else None
     return Position(

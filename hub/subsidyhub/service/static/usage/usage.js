@@ -6,8 +6,14 @@
 // project's managers GET projects/SLUG/member-use. One thing changes here: a manager whose
 // project may reserve GPUs (its reservable_gpus, set by the centre's admins; a lecturer for
 // a class) reserves and cancels them (POST reservations, …/cancel).
+//
+// Applications for grants: anyone applies for a new project, a project's managers for a
+// top-up or an extension (GET/POST applications, PUT a draft, …/submit, …/withdraw,
+// …/comments); each shows its state, the centre's decision and its history. Managers see
+// each grant's plan against what was spent (GET projects/SLUG/burn-plan, drawn by plan.js).
 
 import { duration as formatDuration, money as formatMoney } from "../admin/static/format.js";
+import { burnPlan } from "../admin/static/plan.js";
 
 const API = "api/v1/";
 const CSRF_COOKIE = "subsidyhub-csrf";
@@ -44,9 +50,9 @@ async function api(path) {
   return data;
 }
 
-async function send(path, body = undefined) {
+async function send(path, body = undefined, method = "POST") {
   const response = await fetch(API + path, {
-    method: "POST",
+    method,
     credentials: "same-origin",
     headers: { "X-SubsidyHub-CSRF": csrfToken(), "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
