@@ -28,6 +28,15 @@ def test_the_documented_commands_exist() -> None:
         " ".join(path) for path, command in COMMANDS.items() if not hasattr(command, "commands")
     }
     assert leaves == {
+        "application list",
+        "application show",
+        "application create",
+        "application comment",
+        "application approve",
+        "application reject",
+        "plan show",
+        "plan set",
+        "report scheme",
         "db upgrade",
         "admin project create", "admin project list", "admin project show", "admin project update",
         "admin allocate",

@@ -91,17 +91,25 @@ def test_a_quarter_past_the_end_is_refused():
     ],
 )
 def test_the_margin_decides_over_and_under(planned, spent, status):
-    position = burn_plan._position(_project(), 10_000, planned, spent, 0, JAN, MAR, 20, [])
+    position = burn_plan._position(_project(), 10_000, planned, spent, 0, FEB, JAN, MAR, 20, [])
     assert position.status == status
+
+
+def test_under_spend_is_judged_after_the_grants_first_30_days():
+    early = burn_plan._position(_project(), 10_000, 1000, 0, 0, JAN + DAY_MS, JAN, MAR, 20, [])
+    assert early.status == "on_plan"
+    late = burn_plan._position(_project(), 10_000, 1000, 0, 0, JAN + 30 * DAY_MS, JAN, MAR, 20, [])
+    assert late.status == "under_plan"
 
 
 def test_projection_extends_the_last_30_days_to_the_end():
     # 300 spent in the last 30 days, 60 days left: 600 more; runs out before the end.
-    position = burn_plan._position(_project(), 1_000, 500, 500, 300, JAN, JAN + 60 * DAY_MS, 20, [])
+    end = JAN + 60 * DAY_MS
+    position = burn_plan._position(_project(), 1_000, 500, 500, 300, JAN, JAN, end, 20, [])
     assert position.projected_micro == 1_000 and position.unused_micro == 0
     assert position.runs_out_ms == JAN + 50 * DAY_MS
     # A quiet month: the rest stays unused.
-    idle = burn_plan._position(_project(), 1_000, 500, 200, 0, JAN, JAN + 60 * DAY_MS, 20, [])
+    idle = burn_plan._position(_project(), 1_000, 500, 200, 0, JAN, JAN, end, 20, [])
     assert (idle.projected_micro, idle.unused_micro, idle.runs_out_ms) == (200, 800, None)
 
 
@@ -111,7 +119,8 @@ def _project() -> Project:
 
 @pytest.fixture
 def grant(ledger_db: Database, settings: Settings) -> Database:
-    """Project lab: HK$744.00 over December 2026 (24.00 a day), alice a member."""
+    """Project lab: HK$1,488.00 over December 2026 and January 2027 (24.00 a day), alice a
+    member."""
     with ledger_db.write() as session:
         projects.create_project(session, settings, "test", slug="lab", name="Lab", at_ms=T0)
         projects.add_allocation(
@@ -119,9 +128,9 @@ def grant(ledger_db: Database, settings: Settings) -> Database:
             settings,
             "test",
             "lab",
-            amount_micro=744_000_000,
+            amount_micro=1_488_000_000,
             at_ms=T0,
-            valid_until_ms=month_bounds("2026-12")[1],
+            valid_until_ms=month_bounds("2027-01")[1],
         )
         projects.set_member(session, "test", "lab", "alice", at_ms=T0)
     return ledger_db
@@ -150,13 +159,13 @@ def test_a_grant_spent_faster_than_planned_is_over_plan(grant: Database, setting
     )
     assert position.status == "over_plan" and position.deviation_bp == 17_066
     assert position.months[0].month == "2026-12"
-    # Nothing spent for a fortnight: now under plan, most of the grant projected unused.
-    later = now + 14 * DAY_MS
+    # Nothing more spent in December: under plan, nearly all of the grant projected unused
+    # (nothing in the last 30 days, so nothing more by the end).
+    later = month_bounds("2027-01")[0]
     with grant.read() as session:
         [quiet] = burn_plan.positions(session, settings, later)
-    assert quiet.status == "under_plan"
-    # The last 30 days' 64.96 over the 16 days left: 34.645333 more by the end.
-    assert (quiet.projected_micro, quiet.unused_micro) == (99_605_333, 644_394_667)
+    assert (quiet.planned_to_date_micro, quiet.status) == (744_000_000, "under_plan")
+    assert (quiet.projected_micro, quiet.unused_micro) == (64_960_000, 1_423_040_000)
     assert quiet.runs_out_ms is None
 
 
@@ -164,10 +173,15 @@ def test_an_admins_plan_must_add_up_and_stay_in_the_window(grant: Database, sett
     with grant.read() as session:
         [position] = burn_plan.positions(session, settings, T0)
         allocation_id = session.scalars(select(Allocation.id)).one()
-    with grant.write() as session, pytest.raises(InvalidInput, match="not the allocation's 744"):
+    with grant.write() as session, pytest.raises(InvalidInput, match="not the allocation's 1488"):
         burn_plan.set_plan(session, "admin", "lab", allocation_id, {"2026-12": 1})
     with grant.write() as session, pytest.raises(InvalidInput, match="outside allocation"):
-        burn_plan.set_plan(session, "admin", "lab", allocation_id, {"2027-01": 744_000_000})
+        burn_plan.set_plan(session, "admin", "lab", allocation_id, {"2027-02": 1_488_000_000})
     with grant.write() as session:
-        burn_plan.set_plan(session, "admin", "lab", allocation_id, {"2026-12": 744_000_000})
-    assert position.granted_micro == 744_000_000
+        burn_plan.set_plan(
+            session, "admin", "lab", allocation_id, {"2026-12": 488_000_000, "2027-01": 10**9}
+        )
+    with grant.read() as session:
+        [moved] = burn_plan.positions(session, settings, T0)
+    assert [m.planned_micro for m in moved.months] == [488_000_000, 1_000_000_000]
+    assert position.granted_micro == 1_488_000_000

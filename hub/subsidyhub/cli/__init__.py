@@ -32,6 +32,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from subsidyhub.cli import (
+    applications,
     audit,
     capacity,
     courses,
@@ -134,9 +135,9 @@ app = typer.Typer(
     cls=SubsidyHubGroup,
     name="subsidyhub",
     help="Run SubsidyHub ('up') and administer its ledger: projects, allocations, members, "
-    "quotas, prices, audit log and monthly statements. Admin commands work directly on the "
-    "database named by the config; each first migrates it if needed, and only 'up' and 'db "
-    "upgrade' create one.",
+    "quotas, prices, applications and burn plans, audit log and monthly statements. Admin "
+    "commands work directly on the database named by the config; each first migrates it if "
+    "needed, and only 'up' and 'db upgrade' create one.",
     epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
@@ -185,6 +186,8 @@ app.add_typer(capacity.reservation_app, name="reservation")
 app.add_typer(capacity.queue_app, name="queue")
 app.command("statement")(statement.statement)
 app.add_typer(report.app, name="report")
+app.add_typer(applications.app, name="application")
+app.add_typer(applications.plan_app, name="plan")
 app.add_typer(kubernetes.app, name="kubernetes")
 app.command("up")(up.up)
 

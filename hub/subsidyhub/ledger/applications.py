@@ -210,9 +210,11 @@ def create(
     now_ms: int,
     *,
     is_admin: bool = False,
+    actor: str | None = None,
 ) -> Application:
     """A draft application by ``applicant`` (checked whole; a top-up or extension only by a
-    manager of its project)."""
+    manager of its project). ``actor``: who entered it, where not the applicant (an admin
+    entering a PI's application from a file); the history and the audit name them."""
     projects.check_username(applicant)
     check_fields(session, settings, fields, now_ms)
     project = None
@@ -229,10 +231,18 @@ def create(
     _apply_fields(application, fields)
     session.add(application)
     session.flush()
-    _event(session, application, applicant, "created", "", now_ms)
+    entered_by = actor or applicant
+    _event(
+        session,
+        application,
+        entered_by,
+        "created",
+        "" if entered_by == applicant else f"Entered by {entered_by} for {applicant}.",
+        now_ms,
+    )
     audit.record(
         session,
-        applicant,
+        entered_by,
         "application.create",
         f"application:{application.id}",
         None,

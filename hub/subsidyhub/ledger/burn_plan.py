@@ -241,6 +241,7 @@ def positions(
                 spent_to_date,
                 recent,
                 now_ms,
+                start,
                 end,
                 margin,
                 [
@@ -283,6 +284,7 @@ def _position(
     spent_to_date: int,
     recent: int,
     now_ms: int,
+    start_ms: int,
     end_ms: int,
     margin_percent: int,
     months: list[MonthFigures],
@@ -293,7 +295,9 @@ def _position(
         deviation = (spent_to_date - planned_to_date) * 10_000 // planned_to_date
         if deviation > margin_percent * 100:
             status = OVER
-        elif deviation < -margin_percent * 100:
+        elif deviation < -margin_percent * 100 and now_ms - start_ms >= RECENT_MS:
+            # Under-spend is judged after a grant's first 30 days: a new grant has spent
+            # nothing yet, which says nothing about its use.
             status = UNDER
     left_ms = max(0, end_ms - now_ms)
     projected = min(granted, spent_to_date + recent * left_ms // RECENT_MS)

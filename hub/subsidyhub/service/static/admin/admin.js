@@ -12,6 +12,7 @@
 // refused form has changed nothing. Amounts stay decimal strings; sums use BigInt micro-units.
 
 import { duration as formatDuration, money as formatMoney, toMicro } from "./format.js";
+import { burnPlan } from "./plan.js";
 
 const API = "../api/v1/";
 const CSRF_COOKIE = "subsidyhub-csrf";
@@ -313,8 +314,8 @@ async function showProjects() {
 
 async function showProject(slug) {
   const path = `projects/${encodeURIComponent(slug)}`;
-  /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"], Schemas["Statement"] | null]} */
-  const [declared, project, { members }, { allocations }, { sessions }, { entries }, month] = await Promise.all([
+  /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"], Schemas["Statement"] | null, Schemas["BurnPositions"] | null]} */
+  const [declared, project, { members }, { allocations }, { sessions }, { entries }, month, burn] = await Promise.all([
     limitDeclarations(),
     api("GET", path),
     api("GET", `${path}/members`),
@@ -323,6 +324,8 @@ async function showProject(slug) {
     api("GET", `audit?target=${encodeURIComponent(`project:${slug}`)}&limit=50`),
     // This month's statement, for its idle GPU figures (part of its charges).
     api("GET", `${path}/statement`).catch(() => null),
+    // Its grants against their plan (issue 18).
+    api("GET", `${path}/burn-plan`).catch(() => null),
   ]);
   const c = project.currency;
   const reload = () => showProject(slug);
@@ -588,6 +591,13 @@ async function showProject(slug) {
         },
         done: reload,
       }),
+    ),
+    planCard(
+      path,
+      burn?.positions[0] ?? null,
+      allocations.filter((a) => a.valid_until && toMicro(a.amount) > 0n),
+      c,
+      reload,
     ),
     h(
       "section",
@@ -930,18 +940,388 @@ async function showPrices() {
   );
 }
 
+// -- applications, the scheme, and grants against their plan (issue 18) ------------------
+
+const STATES = ["submitted", "draft", "approved", "rejected", "withdrawn"];
+const KIND_WORDS = { new: "New project", top_up: "Top-up", extension: "Extension" };
+const EVENT_WORDS = {
+  created: "started it",
+  edited: "edited it",
+  submitted: "submitted it",
+  commented: "commented",
+  approved: "approved it",
+  rejected: "rejected it",
+  withdrawn: "withdrew it",
+};
+
+function day(iso) {
+  return iso ? iso.slice(0, 10) : "—";
+}
+
+// A subsidy rate ("0.75") as people read it: "75%".
+function percent(rate) {
+  return rate === null || rate === undefined ? "—" : `${Number((Number(rate) * 100).toFixed(2))}%`;
+}
+
+function planBadge(status) {
+  return h("span", { class: `sh-badge sh-${status}` }, status.replace("_", " "));
+}
+
+function figures(pairs, attrs = {}) {
+  return h(
+    "dl",
+    { class: "sh-figures", ...attrs },
+    pairs.filter(([, value]) => value !== null && value !== undefined).map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+  );
+}
+
+// "2027-01 1000.00" per line (a colon or "=" may separate them) → { "2027-01": "1000.00" }.
+function monthsFrom(text) {
+  /** @type {Record<string, string>} */
+  const months = {};
+  for (const [index, line] of text.split("\n").entries()) {
+    if (!line.trim()) continue;
+    const parts = line.trim().split(/\s*[\s:=]\s*/);
+    if (parts.length !== 2) {
+      throw new ApiError(`Line ${index + 1}, “${line.trim()}”, is not a month and an amount; write it as “2027-01 1000.00”.`);
+    }
+    if (parts[0] in months) throw new ApiError(`Month ${parts[0]} is given twice; give each month once.`);
+    months[parts[0]] = parts[1];
+  }
+  return months;
+}
+
+// A project's grants against their plan, and a form to set one grant's plan per month.
+function planCard(path, position, grants, c, reload) {
+  return h(
+    "section",
+    { class: "sh-card", id: "sh-plan" },
+    h("h2", {}, "Plan vs actual"),
+    position
+      ? burnPlan(position, (amount) => money(amount, c))
+      : h("p", { class: "sh-muted" }, "No grant with a period yet: plans are kept for allocations with an end date."),
+    grants.length
+      ? apiForm({
+          id: "sh-plan-form",
+          title: "Set a grant's plan per month",
+          hint: "One month per line, such as “2027-01 1000.00” (UTC months within the grant's period, adding up to its amount). Empty: spread evenly over the period.",
+          fields: [
+            h(
+              "label",
+              {},
+              "Grant",
+              h(
+                "select",
+                { name: "allocation" },
+                grants.map((a) => h("option", { value: String(a.id) }, `${money(a.amount, c)}, ${day(a.valid_from)} to ${day(a.valid_until)}`)),
+              ),
+            ),
+            h(
+              "label",
+              { class: "sh-full" },
+              "Months",
+              h("textarea", {
+                name: "months",
+                rows: 4,
+                placeholder: (position?.months ?? []).slice(0, 3).map((m) => `${m.month} ${m.planned}`).join("\n"),
+              }),
+            ),
+          ],
+          submit: "Save plan",
+          send: (v) => api("PUT", `${path}/allocations/${v.allocation}/plan`, { months: monthsFrom(v.months) }),
+          done: reload,
+        })
+      : null,
+  );
+}
+
+async function showApplications(state) {
+  /** @type {Schemas["Applications"]} */
+  const { applications } = await api("GET", "applications");
+  const c = currencyShown?.code ?? "";
+  const listed = applications.filter((a) => a.state === state);
+  // The queue oldest first (first come, first decided); the others newest first.
+  if (state !== "submitted") listed.reverse();
+  const rows = listed.map((a) =>
+    h(
+      "tr",
+      { class: "sh-row", "data-application": a.id, onclick: () => (location.hash = `#/applications/${a.id}`) },
+      h("td", { class: "sh-num" }, h("a", { href: `#/applications/${a.id}` }, String(a.id))),
+      h("td", {}, a.title),
+      h("td", {}, KIND_WORDS[a.kind] ?? a.kind, a.kind === "new" ? "" : ` of ${a.project ?? a.slug}`),
+      h("td", {}, a.applicant),
+      h("td", {}, a.organisation),
+      h("td", { class: "sh-num" }, money(a.amount, c)),
+      h("td", {}, `${day(a.starts)} to ${day(a.ends)}`),
+      h("td", {}, when(a.submitted ?? a.updated)),
+      h(
+        "td",
+        {},
+        a.state === "approved" ? `${percent(a.subsidy_rate)} of ${money(a.approved_amount, c)}` : a.state === "rejected" ? a.reason : "—",
+      ),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, "Applications"),
+    h(
+      "nav",
+      { class: "sh-tabs", "aria-label": "Applications by state" },
+      STATES.map((s) =>
+        h(
+          "a",
+          { href: `#/applications?state=${s}`, "data-state": s, class: s === state ? "sh-current" : undefined, "aria-current": s === state ? "page" : undefined },
+          `${s} (${applications.filter((a) => a.state === s).length})`,
+        ),
+      ),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-applications" },
+      table(
+        [["#", "sh-num"], ["Title"], ["Kind"], ["Applicant"], ["Organisation"], ["Requested", "sh-num"], ["Period"], [state === "draft" ? "Last edited" : "Submitted"], ["Decision"]],
+        rows,
+        `No ${state} applications.`,
+      ),
+    ),
+  );
+}
+
+async function showApplication(id) {
+  /** @type {[Schemas["LimitDeclaration"][], Schemas["Application"]]} */
+  const [declared, a] = await Promise.all([limitDeclarations(), api("GET", `applications/${id}`)]);
+  /** @type {Schemas["ProjectSummary"] | null} */
+  const project = a.project ? await api("GET", `projects/${encodeURIComponent(a.project)}`).catch(() => null) : null;
+  const c = currencyShown?.code ?? "";
+  const reload = () => showApplication(id);
+  const hours = Object.entries(a.gpu_hours).filter(([, n]) => n > 0);
+  const path = `applications/${a.id}`;
+
+  const history = h(
+    "ol",
+    { class: "sh-history" },
+    (a.events ?? []).map((e) =>
+      h(
+        "li",
+        { "data-event": e.kind },
+        h("span", { class: "sh-muted" }, when(e.at)),
+        " ",
+        h("strong", {}, e.actor),
+        ` ${EVENT_WORDS[e.kind] ?? e.kind}`,
+        e.body ? h("p", { class: "sh-said" }, e.body) : null,
+      ),
+    ),
+  );
+
+  const decide =
+    a.state === "submitted"
+      ? h(
+          "div",
+          { class: "sh-grid" },
+          h(
+            "section",
+            { class: "sh-card", id: "sh-approve" },
+            h("h2", {}, "Approve"),
+            apiForm({
+              id: "sh-approve-form",
+              hint:
+                a.kind === "new"
+                  ? "In one step: creates the project with the applicant as its manager and the team as members, sets its subsidy rate and quotas, and adds the grant over the period, planned as the applicant's quarters if the amount is kept (otherwise evenly)."
+                  : `In one step: sets ${a.project}'s subsidy rate and the quotas given, and adds the grant over the period.`,
+              fields: [
+                input("subsidy_rate", "Subsidy rate (share of the list price)", { value: project?.subsidy_rate ?? "0.70", size: 6 }),
+                input("amount", `Amount (${c})`, { value: a.amount, size: 12 }),
+                input("valid_from", "Valid from", { type: "date", value: day(a.starts) }),
+                input("valid_until", "Valid until", { type: "date", value: day(a.ends) }),
+                a.kind === "new" ? input("slug", "Project slug", { value: a.slug }) : null,
+                h("div", { class: "sh-part" }, project ? "Quotas (blank: keep the project's)" : "Quotas (blank: no limit)"),
+                declared.map((d) =>
+                  input(`quota:${d.name}`, d.label, {
+                    title: d.help,
+                    ...(d.kind === "names" ? { class: "sh-wide", placeholder: "all" } : { size: 6 }),
+                    ...(project ? { placeholder: limit(project.quota[d.name], d) } : {}),
+                  }),
+                ),
+                input("note", "Note to the applicant (optional)", { class: "sh-wide" }),
+              ],
+              submit: "Approve",
+              send: (v) => {
+                const quota = {};
+                for (const d of declared) {
+                  const text = (v[`quota:${d.name}`] ?? "").trim();
+                  if (text) quota[d.name] = d.kind === "names" ? listOrNull(text) : text;
+                }
+                // Left as applied for: not sent, so the application's own figures apply.
+                const changed = (name, applied) => (v[name].trim() !== applied ? { [name]: v[name].trim() } : {});
+                return api("POST", `${path}/approve`, {
+                  subsidy_rate: v.subsidy_rate.trim(),
+                  ...changed("amount", a.amount),
+                  ...changed("valid_from", day(a.starts)),
+                  ...changed("valid_until", day(a.ends)),
+                  ...(a.kind === "new" ? changed("slug", a.slug) : {}),
+                  ...(Object.keys(quota).length ? { quota } : {}),
+                  note: v.note.trim(),
+                });
+              },
+              done: reload,
+            }),
+          ),
+          h(
+            "section",
+            { class: "sh-card", id: "sh-reject" },
+            h("h2", {}, "Reject"),
+            apiForm({
+              id: "sh-reject-form",
+              hint: "The applicant reads the reason on their usage page, and by email where the centre sends email.",
+              fields: [h("label", { class: "sh-full" }, "Reason", h("textarea", { name: "reason", rows: 3 }))],
+              submit: "Reject",
+              send: (v) => {
+                if (!v.reason.trim()) throw new ApiError("Give a reason: the applicant reads it.");
+                return api("POST", `${path}/reject`, { reason: v.reason.trim() });
+              },
+              done: reload,
+            }),
+          ),
+        )
+      : null;
+
+  const parts = [
+    h("div", { class: "sh-crumbs" }, h("a", { href: "#/applications" }, "Applications"), ` / ${a.id}`),
+    h("h1", {}, `${a.title} `, badge(a.state), " ", h("span", { class: "sh-badge" }, KIND_WORDS[a.kind] ?? a.kind)),
+    h(
+      "div",
+      { class: "sh-stats", id: "sh-application-stats" },
+      stat("Requested", money(a.amount, c)),
+      stat("Period", `${day(a.starts)} to ${day(a.ends)}`),
+      stat("GPU-hours", hours.length ? hours.map(([type, n]) => `${n} ${type.toUpperCase()}`).join(", ") : "none given"),
+      stat("Team", a.team.length ? String(a.team.length) : "applicant only"),
+      a.state === "approved" ? stat("Subsidy rate", percent(a.subsidy_rate), { id: "sh-decided-rate" }) : null,
+      a.state === "approved" ? stat("Granted", money(a.approved_amount, c), { id: "sh-decided-amount" }) : null,
+    ),
+    a.state === "approved" && a.project
+      ? h(
+          "p",
+          { class: "sh-done", id: "sh-decision" },
+          `Approved on ${day(a.decided)} by ${a.decided_by}: project `,
+          h("a", { href: `#/projects/${a.project}` }, a.project),
+          a.reason ? `. Note: ${a.reason}` : ".",
+        )
+      : a.state === "rejected"
+        ? h("p", { class: "sh-error", id: "sh-decision" }, `Rejected on ${day(a.decided)} by ${a.decided_by}: ${a.reason}`)
+        : null,
+    decide,
+    h(
+      "div",
+      { class: "sh-grid" },
+      h(
+        "section",
+        { class: "sh-card", id: "sh-application" },
+        h("h2", {}, "Application"),
+        figures([
+          ["Applicant", a.applicant],
+          ["Email", a.email],
+          ["Organisation", a.organisation || null],
+          ["For", a.kind === "new" ? `a new project, proposed slug ${a.slug}` : `${KIND_WORDS[a.kind] ?? a.kind} of ${a.project ?? a.slug}`],
+          ["Team", a.team.length ? a.team.join(", ") : "the applicant only"],
+          ["Started", when(a.created)],
+          ["Submitted", a.submitted ? when(a.submitted) : "not yet"],
+        ]),
+        h("h3", {}, "Abstract"),
+        h("p", { class: "sh-text" }, a.abstract || "None given."),
+        h("h3", {}, "Plan per quarter"),
+        a.plan.length
+          ? table(
+              [["Quarter"], ["Amount", "sh-num"]],
+              a.plan.map((amount, i) => h("tr", {}, h("td", {}, `Q${i + 1} from the start`), h("td", { class: "sh-num" }, money(amount, c)))),
+              "",
+            )
+          : h("p", { class: "sh-muted" }, "None given: even over the period."),
+      ),
+      h(
+        "section",
+        { class: "sh-card", id: "sh-history" },
+        h("h2", {}, "History"),
+        history,
+        apiForm({
+          id: "sh-comment-form",
+          title: "Comment",
+          hint: "The applicant reads every comment on their usage page.",
+          fields: [h("label", { class: "sh-full" }, "Comment", h("textarea", { name: "body", rows: 3 }))],
+          submit: "Add comment",
+          send: (v) => api("POST", `${path}/comments`, { body: v.body }),
+          done: reload,
+        }),
+      ),
+    ),
+  ];
+  // The decision and its forms are there only in some states: no "null" between the parts.
+  main.replaceChildren(...parts.filter((part) => part !== null));
+  for (const form of main.querySelectorAll("#sh-approve-form, #sh-reject-form")) form.classList.add("sh-standalone");
+  main.querySelector("#sh-reject-form button[type=submit]")?.classList.add("sh-danger");
+}
+
+async function showScheme() {
+  /** @type {Schemas["SchemeView"]} */
+  const scheme = await api("GET", "reports/scheme");
+  const c = currencyShown?.code ?? "";
+  const rows = scheme.ranking.map((p) =>
+    h(
+      "tr",
+      { class: "sh-row", "data-slug": p.project, onclick: () => (location.hash = `#/projects/${p.project}`) },
+      h("td", {}, h("a", { href: `#/projects/${p.project}` }, p.project)),
+      h("td", {}, p.name),
+      h("td", { class: "sh-num" }, money(p.granted, c)),
+      h("td", { class: "sh-num" }, money(p.planned_to_date, c)),
+      h("td", { class: "sh-num" }, money(p.spent_to_date, c)),
+      h("td", { class: "sh-num" }, p.deviation_percent === null ? "—" : `${p.deviation_percent}%`),
+      h("td", { class: "sh-num" }, money(p.projected_unused, c)),
+      h("td", {}, planBadge(p.status)),
+      h("td", { class: "sh-change" }, p.message),
+    ),
+  );
+  main.replaceChildren(
+    h("h1", {}, "Scheme"),
+    h(
+      "div",
+      { class: "sh-stats", id: "sh-scheme-stats" },
+      stat("Approved", money(scheme.approved, c), { title: "Amounts of approved applications" }),
+      stat("Allocated", money(scheme.allocated, c), { title: "Grants in force or ended (allocations with an end)" }),
+      stat("Spent", money(scheme.spent, c)),
+      stat("Remaining", money(scheme.remaining, c)),
+      stat("Projected spend", money(scheme.projected, c), { title: "Spent by each grant's end at the last 30 days' pace" }),
+      stat("Projected unused", money(scheme.projected_unused, c), { id: "sh-scheme-unused" }),
+      stat("Over plan", scheme.over_plan, { id: "sh-scheme-over" }),
+      stat("Under plan", scheme.under_plan, { id: "sh-scheme-under" }),
+    ),
+    h(
+      "section",
+      { class: "sh-card", id: "sh-ranking" },
+      h("h2", {}, "Projects by subsidy projected to go unused (under-use first)"),
+      table(
+        [["Project"], ["Name"], ["Granted", "sh-num"], ["Planned by now", "sh-num"], ["Spent by now", "sh-num"], ["Against plan", "sh-num"], ["Projected unused", "sh-num"], ["Status"], ["What it means"]],
+        rows,
+        "No grants with a period yet.",
+      ),
+    ),
+  );
+}
+
 // -- routing ---------------------------------------------------------------------------
 
 async function route() {
   const hash = location.hash || "#/";
   const project = hash.match(/^#\/projects\/([^/]+)$/);
-  const named = { "#/new": "new", "#/prices": "prices", "#/servers": "servers", "#/gpus": "gpus" };
-  const section = project ? "projects" : named[hash] ?? "projects";
+  const application = hash.match(/^#\/applications\/(\d+)$/);
+  const applications = hash.match(/^#\/applications(?:\?state=([a-z]+))?$/);
+  const named = { "#/new": "new", "#/prices": "prices", "#/servers": "servers", "#/gpus": "gpus", "#/scheme": "scheme" };
+  const section = project ? "projects" : application || applications ? "applications" : named[hash] ?? "projects";
   for (const link of document.querySelectorAll(".sh-nav a")) {
     link.classList.toggle("sh-current", /** @type {HTMLElement} */ (link).dataset.section === section);
   }
   try {
     if (project) await showProject(decodeURIComponent(project[1]));
+    else if (application) await showApplication(Number(application[1]));
+    else if (applications) await showApplications(applications[1] ?? "submitted");
+    else if (section === "scheme") await showScheme();
     else if (section === "new") showNewProject();
     else if (section === "prices") await showPrices();
     else if (section === "servers") await showServers();

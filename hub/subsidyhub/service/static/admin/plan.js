@@ -42,8 +42,7 @@ function bars(planned, spent, scale) {
     rect.setAttribute("y", String(y));
     rect.setAttribute("height", "8");
     rect.setAttribute("rx", "1.5");
-    // A month with something in it shows at least a sliver.
-    rect.setAttribute("width", String(amount > 0n ? Math.max(width, 1.5) : 0));
+    rect.setAttribute("width", String(width));
     rect.setAttribute("class", cls);
     svg.append(rect);
   }
