@@ -629,6 +629,9 @@ class Utilisation(Shape):
         description="Projects that used GPUs or left them idle in the month, by slug."
     )
     unknown_capacity: list[str] = Field(description="GPU types whose capacity is unknown.")
+    scheme: SchemeTotals | None = Field(
+        None, description="The scheme's grants now: approved, allocated, spent, projected."
+    )
 
 
 class MembershipChange(Shape):
@@ -1361,7 +1364,7 @@ class BurnPositions(Shape):
     positions: list[BurnPosition]
 
 
-class SchemeView(Shape):
+class SchemeTotals(Shape):
     """The scheme as a whole: approved, allocated, spent, remaining, projected."""
 
     approved: Amount = Field(description="Amounts of approved applications.")
@@ -1370,6 +1373,11 @@ class SchemeView(Shape):
     remaining: Amount
     projected: Amount = Field(description="Spent by each grant's end at the last 30 days' pace.")
     projected_unused: Amount
+
+
+class SchemeView(SchemeTotals):
+    """The scheme's figures, and its projects ranked by under-use."""
+
     over_plan: int = Field(description="Projects more than the margin over plan.")
     under_plan: int = Field(description="Projects more than the margin under plan.")
     ranking: list[BurnPosition] = Field(
@@ -1430,15 +1438,8 @@ def position_message(position: BurnPosition, currency: str, now_ms: int) -> str:
 
 
 def describe_scheme(view: SchemeFigures, currency: str, now_ms: int) -> dict[str, Any]:
-    allocated, spent, projected = view.allocated_micro, view.spent_micro, view.projected_micro
     ranking = view.ranking()
-    return {
-        "approved": to_decimal_string(view.approved_micro),
-        "allocated": to_decimal_string(allocated),
-        "spent": to_decimal_string(spent),
-        "remaining": to_decimal_string(allocated - spent),
-        "projected": to_decimal_string(projected),
-        "projected_unused": to_decimal_string(max(0, allocated - projected)),
+    return view.totals() | {
         "over_plan": sum(p.status == "over_plan" for p in ranking),
         "under_plan": sum(p.status == "under_plan" for p in ranking),
         "ranking": [describe_position(p, currency, now_ms) for p in ranking],

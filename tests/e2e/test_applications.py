@@ -258,6 +258,10 @@ def test_an_application_from_the_usage_page_to_a_running_server(
         admin.screenshot(path=artifacts / "admin-scheme.png", full_page=True)
         ranked.locator("a").click()
         admin.wait_for_url(f"**#/projects/{SLUG}")
+        # The grant leads back to the application that made it.
+        expect(admin.locator("#sh-allocations a.sh-application-link")).to_have_attribute(
+            "href", f"#/applications/{number}"
+        )
         form = "#sh-plan-form"
         expect(admin.locator("#sh-plan")).to_contain_text("Plan vs actual")
         first, second = months[0], months[1]

@@ -284,4 +284,8 @@ def test_a_manager_applies_for_a_top_up_and_an_extension(service: Service) -> No
         "0.00",
     )
     assert [p["project"] for p in scheme["ranking"]] == ["climate-ml"]
+    # The month's utilisation report carries the scheme's figures too.
+    report = service.ok("GET", "api/v1/reports/utilisation?month=2026-12", who="centre-admin")
+    assert report["scheme"] == {key: scheme[key] for key in report["scheme"]}
+    assert report["scheme"]["projected_unused"] == "46000.00"
     assert service.call("GET", "api/v1/reports/scheme", who="carol").status_code == 403

@@ -164,6 +164,14 @@ def report_utilisation(
                 ),
                 title=f"Idle GPUs per project {month} (part of the figures above)",
             )
+        if document["scheme"] is not None and document["scheme"]["allocated"] != "0.00":
+            scheme = document["scheme"]
+            typer.echo(
+                f"Scheme now ({result.currency}): approved {scheme['approved']}, allocated "
+                f"{scheme['allocated']}, spent {scheme['spent']}, remaining {scheme['remaining']}, "
+                f"projected at the current burn {scheme['projected']} (unused "
+                f"{scheme['projected_unused']}); per project: subsidyhub report scheme"
+            )
     if result.unknown_types:
         typer.echo(
             f"note: capacity unknown for {', '.join(result.unknown_types)}; set "

@@ -342,6 +342,18 @@ class Scheme:
     def projected_micro(self) -> int:
         return sum(p.projected_micro for p in self.positions)
 
+    def totals(self) -> dict[str, str]:
+        """The funder's figures, as decimal strings (the utilisation report carries them)."""
+        allocated, spent, projected = self.allocated_micro, self.spent_micro, self.projected_micro
+        return {
+            "approved": to_decimal_string(self.approved_micro),
+            "allocated": to_decimal_string(allocated),
+            "spent": to_decimal_string(spent),
+            "remaining": to_decimal_string(allocated - spent),
+            "projected": to_decimal_string(projected),
+            "projected_unused": to_decimal_string(max(0, allocated - projected)),
+        }
+
     def ranking(self) -> list[Position]:
         """Projects by subsidy projected to go unused, most first: under-use leads."""
         return sorted(self.positions, key=lambda p: (-p.unused_micro, p.slug))

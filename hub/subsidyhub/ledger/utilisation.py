@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from subsidyhub.ledger import waste
+from subsidyhub.ledger import burn_plan, waste
 from subsidyhub.ledger.capacity import occurrences
 from subsidyhub.ledger.metering import charged_ms
 from subsidyhub.ledger.models import Charge, Project, Reservation, SpawnSession
@@ -133,6 +133,8 @@ class Utilisation:
     rows: list[TypeUtilisation]
     # Projects that used or left idle GPUs in the month, by slug.
     projects: list[ProjectUtilisation] = field(default_factory=list)
+    # The scheme as a whole at the report's "now" (issue 18): grants against their plans.
+    scheme: burn_plan.Scheme | None = None
 
     @property
     def unknown_types(self) -> list[str]:
@@ -188,6 +190,7 @@ class Utilisation:
             "totals": self.totals(),
             "projects": [project.as_dict() for project in self.projects],
             "unknown_capacity": self.unknown_types,
+            "scheme": None if self.scheme is None else self.scheme.totals(),
         }
 
 
@@ -307,4 +310,5 @@ def utilisation(
         for slug in sorted(set(used_by_project) | set(idle_by_project))
         if used_by_project.get(slug, 0) or slug in idle_by_project
     ]
-    return Utilisation(month, settings.currency, end - start, rows, projects)
+    scheme = burn_plan.scheme(session, settings, until)
+    return Utilisation(month, settings.currency, end - start, rows, projects, scheme)

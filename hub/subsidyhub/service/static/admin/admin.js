@@ -312,6 +312,17 @@ async function showProjects() {
   );
 }
 
+/**
+ * An allocation's note, its application (approval writes "application N (kind)") as a link:
+ * a grant leads back to what was applied for and decided.
+ * @param {string} note
+ */
+function noteWithApplication(note) {
+  const made = note.match(/^application (\d+)\b(.*)$/);
+  if (!made) return note;
+  return h("span", {}, h("a", { href: `#/applications/${made[1]}`, class: "sh-application-link" }, `application ${made[1]}`), made[2]);
+}
+
 async function showProject(slug) {
   const path = `projects/${encodeURIComponent(slug)}`;
   /** @type {[Schemas["LimitDeclaration"][], Schemas["ProjectSummary"], Schemas["Members"], Schemas["Allocations"], Schemas["Sessions"], Schemas["AuditEntries"], Schemas["Statement"] | null, Schemas["BurnPositions"] | null]} */
@@ -387,7 +398,7 @@ async function showProject(slug) {
       h("td", { class: "sh-num" }, money(a.amount, c)),
       h("td", {}, when(a.valid_from)),
       h("td", {}, a.valid_until ? when(a.valid_until) : "open"),
-      h("td", {}, a.note),
+      h("td", {}, noteWithApplication(a.note)),
       h("td", {}, a.created_by),
     ),
   );
