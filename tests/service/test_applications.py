@@ -16,7 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from subsidyhub.ledger.models import Allocation, AuditEntry, Member, PlanMonth, Project
+from subsidyhub.ledger.models import (
+    Allocation,
+    AuditEntry,
+    Member,
+    Organisation,
+    PlanMonth,
+    Project,
+)
 from subsidyhub.settings import Settings, parse_settings
 from tests.conftest import TEST_CONFIG
 from tests.service.test_queue import Inbox, inbox  # noqa: F401  (the SMTP fixture)
@@ -132,6 +139,12 @@ def test_an_application_from_draft_to_an_approved_project(
     with service.db.read() as session:
         project = session.scalars(select(Project).where(Project.slug == "climate-ml")).one()
         assert (project.subsidy_bp, project.limits["project_max_gpus"]) == (7500, 4)
+        organisation = session.get(Organisation, project.organisation_id)
+        assert organisation is not None
+        assert (organisation.slug, organisation.name) == (
+            "university-of-hong-kong",
+            "University of Hong Kong",
+        )
         roles = {
             username: role
             for username, role in session.execute(

@@ -400,6 +400,9 @@ def approve(
     _check_period(settings, start, end, now_ms)
     slug = decision.slug or application.slug
     if application.kind == "new":
+        organisation = organisation_slug(application.organisation)
+        if organisation is not None:  # named as applied for, not by its slug
+            projects.ensure_organisation(session, organisation, application.organisation, now_ms)
         project = projects.create_project(
             session,
             settings,
@@ -407,7 +410,7 @@ def approve(
             slug=slug,
             name=application.title,
             at_ms=now_ms,
-            organisation=organisation_slug(application.organisation),
+            organisation=organisation,
             subsidy_bp=decision.rate_bp,
         )
         projects.set_member(
