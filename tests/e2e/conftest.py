@@ -120,3 +120,11 @@ def finished_job(
             admission.stop(session, admitted.session_id, now_ms=ended, reason="stopped")
     finally:
         db.dispose()
+
+
+@pytest.fixture(scope="module")
+def ledger(stack: HubStack) -> Iterator[Database]:
+    """The module's stack's own ledger, read directly to see what the stack wrote."""
+    db = stack.ledger()
+    yield db
+    db.dispose()

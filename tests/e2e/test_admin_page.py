@@ -13,7 +13,6 @@ project view with a running server, the prices page and the 403 page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,24 +29,12 @@ from subsidyhub.ledger.models import (
     Project,
     Reservation,
 )
-from subsidyhub.settings import load_settings
 from tests.hub.helpers import HubStack, HubUser, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
 
 ADMIN_PAGE = "/services/subsidy/admin/"
 SLUG = "physics-lab"
-
-
-@pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    """The stack's own ledger, read directly to see what the page wrote."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
-        settings = load_settings(stack.config_path)
-        db = Database(settings.resolved_database_url())
-    yield db
-    db.dispose()
 
 
 def count(db: Database, model: type, *where: object) -> int:

@@ -19,7 +19,6 @@ project's plan vs actual.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from subsidyhub.ledger.models import (
     Project,
     SpawnSession,
 )
-from subsidyhub.settings import load_settings
 from tests.e2e.test_admin_page import count, log_in
 from tests.hub.helpers import HubStack, HubUser, poll
 
@@ -48,17 +46,6 @@ APPLICANT = "priya"
 SLUG = "coastal-flood"
 TITLE = "Coastal flood forecasting with graph networks"
 FORM = "#sh-application-form"
-
-
-@pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    """The stack's own ledger, read directly to see what the pages wrote."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SUBSIDYHUB_DATA_DIR", str(stack.data_dir))
-        settings = load_settings(stack.config_path)
-        db = Database(settings.resolved_database_url())
-    yield db
-    db.dispose()
 
 
 def months_between(start: datetime, end: datetime) -> list[str]:

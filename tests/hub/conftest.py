@@ -141,6 +141,14 @@ def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]
 
 @pytest.fixture(scope="module")
 def outage_ledger(outage_stack: HubStack) -> Iterator[Database]:
-    db = Database(f"sqlite:///{outage_stack.data_dir / 'subsidyhub.sqlite'}")
+    db = outage_stack.ledger()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
+def ledger(stack: HubStack) -> Iterator[Database]:
+    """The module's stack's own ledger, read directly to see what the stack wrote."""
+    db = stack.ledger()
     yield db
     db.dispose()

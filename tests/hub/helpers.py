@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from subsidyhub import launcher
+from subsidyhub.ledger.db import Database
 from subsidyhub.netutil import free_port
 from subsidyhub.testing.cli_fork import CliForkServer
 
@@ -305,6 +306,10 @@ class HubStack:
     def admin(self, *args: str) -> str:
         """``subsidyhub admin ARGS --config FILE`` on this stack's ledger; fails on non-zero exit."""
         return self.cli("admin", *args)
+
+    def ledger(self) -> Database:
+        """The stack's own ledger (SQLite in its data directory), read directly in tests."""
+        return Database(f"sqlite:///{self.data_dir / 'subsidyhub.sqlite'}")
 
     def cli(self, *args: str) -> str:
         """``subsidyhub ARGS --config FILE`` on this stack's ledger; fails on non-zero exit."""

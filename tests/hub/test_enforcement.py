@@ -52,13 +52,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
         hub.close()
 
 
-@pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    db = Database(f"sqlite:///{stack.data_dir / 'subsidyhub.sqlite'}")
-    yield db
-    db.dispose()
-
-
 @pytest.fixture
 def carol(stack: HubStack) -> Iterator[HubUser]:
     user = HubUser(stack, "carol")

@@ -86,13 +86,6 @@ def stack(
 
 
 @pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    db = Database(f"sqlite:///{stack.data_dir / 'subsidyhub.sqlite'}")
-    yield db
-    db.dispose()
-
-
-@pytest.fixture(scope="module")
 def people(stack: HubStack) -> Iterator[dict[str, HubUser]]:
     users = {name: HubUser(stack, name) for name in ("alice", "bob")}
     try:

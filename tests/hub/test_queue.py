@@ -69,13 +69,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
 
 
 @pytest.fixture(scope="module")
-def ledger(stack: HubStack) -> Iterator[Database]:
-    db = Database(f"sqlite:///{stack.data_dir / 'subsidyhub.sqlite'}")
-    yield db
-    db.dispose()
-
-
-@pytest.fixture(scope="module")
 def people(stack: HubStack) -> Iterator[dict[str, HubUser]]:
     users = {name: HubUser(stack, name) for name in [*NAMES, "student"]}
     try:

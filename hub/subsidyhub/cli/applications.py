@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from sqlalchemy.orm import Session
 
 from subsidyhub import shapes
@@ -40,6 +39,7 @@ from subsidyhub.ledger.models import Application
 from subsidyhub.limits import LIMITS
 from subsidyhub.money import format_money, to_decimal_string
 from subsidyhub.timeutil import iso, month_of
+from subsidyhub.yamlfile import LiteralLoader, read_yaml
 
 app = typer.Typer(
     help="Applications for grants: list and read them, comment, approve or reject; enter one "
@@ -111,37 +111,14 @@ FILE_KEYS = (
 REQUIRED_KEYS = ("kind", "slug", "title", "amount", "starts", "ends")
 
 
-class _LiteralLoader(yaml.SafeLoader):
-    """Safe YAML whose scalars stay the text written: only ``null`` (``~`` or nothing) is
-    resolved, so ``amount: 010`` is "010", not 8, and ``starts: 2027-01-01`` a string."""
-
-
-_LiteralLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag == "tag:yaml.org,2002:null"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _file_error(path: Path, key: str, message: str) -> CliError:
+def _file_error(path: Path | str, key: str, message: str) -> CliError:
     """One line naming the file and the key, as a config error does; exit 2."""
     return CliError(f"{path}: {key}: {message}" if key else f"{path}: {message}", exit_code=2)
 
 
 def read_application_file(path: Path) -> Any:
     """The file's YAML document, scalars as written; unreadable or bad YAML is one line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as problem:
-        raise _file_error(path, "", f"cannot read the file ({problem.strerror})") from None
-    except UnicodeDecodeError:
-        raise _file_error(path, "", "is not UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=_LiteralLoader)  # a SafeLoader, less some resolvers
-    except yaml.YAMLError as problem:
-        mark = getattr(problem, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        detail = getattr(problem, "problem", None) or problem
-        raise _file_error(path, where, f"not valid YAML: {detail}") from None
+    return read_yaml(path, _file_error, LiteralLoader)
 
 
 def _what(value: object) -> str:

@@ -115,9 +115,7 @@ def set_plan(
         )
     before = plan_of(session, allocation)
     store(session, allocation_id, months)
-    after = dict(months) or even(
-        allocation.amount_micro, allocation.valid_from_ms, allocation.valid_until_ms
-    )
+    after = dict(months) or _even_of(allocation)
     audit.record(
         session,
         actor,
@@ -131,13 +129,11 @@ def set_plan(
 
 def plan_of(session: Session, allocation: Allocation) -> dict[str, int]:
     """A grant's plan by month: its rows, or even over its window."""
-    rows = session.execute(
-        select(PlanMonth.month, PlanMonth.amount_micro).where(
-            PlanMonth.allocation_id == allocation.id
-        )
-    ).all()
-    if rows:
-        return {month: amount for month, amount in rows}
+    return _plans(session, [allocation])[allocation.id]
+
+
+def _even_of(allocation: Allocation) -> dict[str, int]:
+    """A grant's plan without rows: even over its window (grants have an end)."""
     assert allocation.valid_until_ms is not None
     return even(allocation.amount_micro, allocation.valid_from_ms, allocation.valid_until_ms)
 
@@ -254,6 +250,7 @@ def positions(
 
 
 def _plans(session: Session, allocations: list[Allocation]) -> dict[int, dict[str, int]]:
+    """Each grant's plan by month, in one query: its rows, or even over its window."""
     rows = session.execute(
         select(PlanMonth.allocation_id, PlanMonth.month, PlanMonth.amount_micro).where(
             PlanMonth.allocation_id.in_([a.id for a in allocations])
@@ -262,11 +259,7 @@ def _plans(session: Session, allocations: list[Allocation]) -> dict[int, dict[st
     stored: dict[int, dict[str, int]] = {}
     for allocation_id, month, amount in rows:
         stored.setdefault(allocation_id, {})[month] = amount
-    return {
-        a.id: stored.get(a.id)
-        or even(a.amount_micro, a.valid_from_ms, a.valid_until_ms or a.valid_from_ms + 1)
-        for a in allocations
-    }
+    return {a.id: stored.get(a.id) or _even_of(a) for a in allocations}
 
 
 def _planned_to_date(planned: Mapping[str, int], now_ms: int) -> int:

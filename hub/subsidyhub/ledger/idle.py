@@ -82,6 +82,15 @@ def stop_after_ms(project_limits: Mapping[str, Any] | None, settings: Settings) 
     return int(own) or None
 
 
+def stops_at(
+    idle_since_ms: int | None, project_limits: Mapping[str, Any] | None, settings: Settings
+) -> int | None:
+    """When a server idle since ``idle_since_ms`` is stopped; ``None`` while it is busy or
+    where its project's servers are never stopped for idle GPUs."""
+    after = stop_after_ms(project_limits, settings)
+    return None if idle_since_ms is None or after is None else idle_since_ms + after
+
+
 def record(
     session: Session, settings: Settings, readings: Mapping[int, Reading], now_ms: int
 ) -> dict[str, int]:
@@ -95,6 +104,17 @@ def record(
                 SpawnSession.id.in_(list(readings)), SpawnSession.stopped_ms.is_(None)
             )
         ).all()
+        # The idle days a span can touch (it is at most two periods long), loaded at once.
+        first_day = now_ms - 2 * config.sample_ms
+        days = {
+            (day.session_id, day.day_ms): day
+            for day in session.scalars(
+                select(IdleGpuDay).where(
+                    IdleGpuDay.session_id.in_([row.id for row in running]),
+                    IdleGpuDay.day_ms >= first_day - first_day % DAY_MS,
+                )
+            )
+        }
         for row in running:
             reading = readings[row.id]
             previous = row.gpu_sampled_ms if row.gpu_sampled_ms is not None else row.started_ms
@@ -111,7 +131,7 @@ def record(
                 )
             )
             row.idle_gpu_ms += idle_ms
-            _add_to_days(session, row.id, now_ms - idle_ms, now_ms)
+            _add_to_days(session, days, row.id, now_ms - idle_ms, now_ms)
             row.gpu_sampled_ms = now_ms
             if idle:
                 gpu_type = row.gpu_type or ""
@@ -124,14 +144,22 @@ def record(
     return idle_gpus
 
 
-def _add_to_days(session: Session, session_id: int, start_ms: int, end_ms: int) -> None:
-    """Add the idle span [start, end) to the session's UTC days (a span may cross midnight)."""
+def _add_to_days(
+    session: Session,
+    days: dict[tuple[int, int], IdleGpuDay],
+    session_id: int,
+    start_ms: int,
+    end_ms: int,
+) -> None:
+    """Add the idle span [start, end) to the session's UTC days (a span may cross midnight);
+    ``days`` holds the rows loaded already, and gains those added."""
     while start_ms < end_ms:
         day = start_ms - start_ms % DAY_MS
         part = min(end_ms, day + DAY_MS) - start_ms
-        existing = session.get(IdleGpuDay, (session_id, day))
+        existing = days.get((session_id, day))
         if existing is None:
-            session.add(IdleGpuDay(session_id=session_id, day_ms=day, idle_ms=part))
+            days[(session_id, day)] = IdleGpuDay(session_id=session_id, day_ms=day, idle_ms=part)
+            session.add(days[(session_id, day)])
         else:
             existing.idle_ms += part
         start_ms += part
@@ -179,14 +207,13 @@ def idle_server(
     """A running session's row (with ``slug``) as an idle server; ``None`` while it is busy."""
     if row.idle_since_ms is None or row.stopped_ms is not None:
         return None
-    after = stop_after_ms(project_limits, settings)
     return IdleServer(
         row.id,
         row.username,
         row.server_name,
         row.slug,
         row.idle_since_ms,
-        None if after is None else row.idle_since_ms + after,
+        stops_at(row.idle_since_ms, project_limits, settings),
         row.idle_kept_ms,
         (row.gpu_sampled_ms or 0) >= now_ms - 2 * settings.idle_gpu.sample_ms,
     )
@@ -259,29 +286,21 @@ def keep(
 
     Refused (409) when the server is not idle or was kept already, with what happens next.
     """
-    row = session.scalars(
-        select(SpawnSession)
-        .where(
-            SpawnSession.username == username,
-            SpawnSession.server_name == server_name,
-            SpawnSession.stopped_ms.is_(None),
-        )
-        .with_for_update()
-    ).first()
+    found = _running_gpu_server(session, username, server_name, lock=True)
     which = f"server {server_name!r}" if server_name else "default server"
-    if row is None or row.gpu_count == 0:
+    if found is None:
         raise NotFound(f"You have no running GPU {which}; there is nothing to keep.")
-    project = session.get(Project, row.project_id)
-    after = stop_after_ms(project.limits if project else None, settings)
+    row, limits = found
     if row.idle_kept_ms is not None:
-        stops_at = (
-            f"at {clock_time(row.idle_since_ms + after, now_ms)}"
-            if (after is not None and row.idle_since_ms is not None)
-            else "when its idle time runs out"
+        deadline = stops_at(row.idle_since_ms, limits, settings)
+        when = (
+            "when its idle time runs out"
+            if deadline is None
+            else f"at {clock_time(deadline, now_ms)}"
         )
         raise Conflict(
             f"Your {which} was kept once already (at {clock_time(row.idle_kept_ms, now_ms)}); "
-            f"it stops {stops_at} unless its GPUs get busy. Save your work."
+            f"it stops {when} unless its GPUs get busy. Save your work."
         )
     if row.idle_since_ms is None:
         raise Conflict(f"Your {which}'s GPUs are busy, so it is not idle: nothing to keep.")
@@ -296,7 +315,7 @@ def keep(
         before,
         {"idle_since": iso(now_ms), "server_name": server_name},
     )
-    return Kept(row.id, server_name, now_ms, None if after is None else now_ms + after)
+    return Kept(row.id, server_name, now_ms, stops_at(now_ms, limits, settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,23 +331,35 @@ def plot(
     session: Session, settings: Settings, username: str, server_name: str, now_ms: int
 ) -> Plot:
     """What the lab's panel plots for one running GPU server; :class:`NotFound` without one."""
-    row = session.scalars(
-        select(SpawnSession).where(
-            SpawnSession.username == username,
-            SpawnSession.server_name == server_name,
-            SpawnSession.stopped_ms.is_(None),
-        )
-    ).first()
-    if row is None or row.gpu_count == 0:
+    found = _running_gpu_server(session, username, server_name)
+    if found is None:
         which = f"server {server_name!r}" if server_name else "default server"
         raise NotFound(f"{username} has no running GPU {which}.")
+    row, limits = found
     recent = session.scalars(
         select(GpuSample)
         .where(GpuSample.session_id == row.id)
         .order_by(GpuSample.at_ms.desc())
         .limit(MAX_PLOT_SAMPLES)
     ).all()
-    project = session.get(Project, row.project_id)
-    after = stop_after_ms(project.limits if project else None, settings)
-    stops_at = row.idle_since_ms + after if row.idle_since_ms is not None and after else None
-    return Plot(row, list(reversed(recent)), stops_at)
+    return Plot(row, list(reversed(recent)), stops_at(row.idle_since_ms, limits, settings))
+
+
+def _running_gpu_server(
+    session: Session, username: str, server_name: str, *, lock: bool = False
+) -> tuple[SpawnSession, dict[str, Any]] | None:
+    """A user's running GPU server by name, with its project's limits; ``None`` without one."""
+    query = (
+        select(SpawnSession, Project.limits)
+        .join(Project, Project.id == SpawnSession.project_id)
+        .where(
+            SpawnSession.username == username,
+            SpawnSession.server_name == server_name,
+            SpawnSession.stopped_ms.is_(None),
+            SpawnSession.gpu_count > 0,
+        )
+    )
+    if lock:
+        query = query.with_for_update(of=SpawnSession)
+    found = session.execute(query).first()
+    return None if found is None else (found[0], found[1])

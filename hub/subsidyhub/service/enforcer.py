@@ -271,9 +271,8 @@ class Enforcer:
                 self.state.sampler_error = ""
         now = self.clock()
         idle_gpus, orders = await asyncio.to_thread(self._record_readings, readings, now)
-        for gpu_type in set(self.metrics.idle_gpu_types) | set(idle_gpus):
+        for gpu_type in self.settings.prices.gpu:
             self.metrics.gpus_idle.labels(gpu_type).set(idle_gpus.get(gpu_type, 0))
-        self.metrics.idle_gpu_types = set(idle_gpus)
         if orders:
             await self.enforce(orders)
 

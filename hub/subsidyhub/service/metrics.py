@@ -251,8 +251,6 @@ class ServiceMetrics:
             ["gpu_type"],
             registry=self.registry,
         )
-        # The types with a nonzero idle gauge, so a type that is no longer idle reads 0.
-        self.idle_gpu_types: set[str] = set()
         self.registry.register(ProjectAccounts(db, clock))
         self.registry.register(GpuCapacity(db, settings, clock))
 

@@ -19,6 +19,7 @@ idempotent, so the hook may retry: a second stop returns the same final totals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -55,11 +56,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions"])
 
 
-def _admit(session: Session, context: ServiceContext, body: AdmissionCheck) -> Admission:
-    """The policy's answer to ``body``, written by ``session`` (a trial session writes nothing)."""
+def _admit(
+    session: Session,
+    context: ServiceContext,
+    body: AdmissionCheck,
+    gpu_devices: Sequence[str] = (),
+    pod: str | None = None,
+) -> Admission:
+    """The policy's answer to ``body``, written by ``session`` (a trial session writes nothing);
+    ``gpu_devices`` or ``pod``: where the admitted server's GPUs are read."""
     if body.project:
         require_known_project(session, body.user, body.project)
-    where = body if isinstance(body, AdmissionRequest) else None
     return admit(
         session,
         context.settings,
@@ -68,8 +75,8 @@ def _admit(session: Session, context: ServiceContext, body: AdmissionCheck) -> A
         profile_slug=body.profile,
         server_name=body.server_name,
         now_ms=context.clock(),
-        gpu_devices=where.gpu_devices if where else (),
-        pod_name=where.pod if where else None,
+        gpu_devices=gpu_devices,
+        pod_name=pod,
     )
 
 
@@ -94,7 +101,7 @@ def admit_spawn(
     counter = context.metrics.admissions
     try:
         with context.db.write() as session:
-            admission = _admit(session, context, body)
+            admission = _admit(session, context, body, body.gpu_devices, body.pod)
             # Last, just before the commit: past the deadline the hub has told the person the
             # spawn failed, so this admission must not exist.
             late_ms = context.clock() - body.deadline if body.deadline is not None else 0

@@ -12,6 +12,7 @@ view, with projects ranked by under-use, for admins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks
@@ -86,6 +87,28 @@ def _tell(context: ServiceContext, tasks: BackgroundTasks, shown: dict[str, Any]
         "(the hub's Services menu, subsidy)."
     )
     tasks.add_task(mailer.send, shown["email"], subject, "\n\n".join(lines))
+
+
+def _change(
+    context: ServiceContext,
+    tasks: BackgroundTasks,
+    change: Callable[[Session], Application],
+) -> dict[str, Any]:
+    """Change an application's state in one transaction, then tell its applicant."""
+    with context.db.write() as session:
+        shown = _shown(session, change(session))
+    _tell(context, tasks, shown)
+    return shown
+
+
+def _positions(
+    context: ServiceContext, session: Session, identity: Identity, slug: str, now: int
+) -> dict[str, Any]:
+    """A project's grants against their plan, for its managers and admins."""
+    project = project_for(session, identity, slug, "read the burn plan")
+    found = burn_plan.positions(session, context.settings, now, [project.id])
+    currency = context.settings.currency
+    return {"positions": [shapes.describe_position(p, currency, now) for p in found]}
 
 
 @router.get(
@@ -173,13 +196,13 @@ def submit_application(
     tasks: BackgroundTasks,
 ) -> dict[str, Any]:
     applicant = _applicant(identity, "submit applications")
-    with context.db.write() as session:
-        application = applications.submit(
+    return _change(
+        context,
+        tasks,
+        lambda session: applications.submit(
             session, context.settings, application_id, applicant, context.clock()
-        )
-        shown = _shown(session, application)
-    _tell(context, tasks, shown)
-    return shown
+        ),
+    )
 
 
 @router.post(
@@ -195,11 +218,11 @@ def withdraw_application(
     tasks: BackgroundTasks,
 ) -> dict[str, Any]:
     applicant = _applicant(identity, "withdraw applications")
-    with context.db.write() as session:
-        application = applications.withdraw(session, application_id, applicant, context.clock())
-        shown = _shown(session, application)
-    _tell(context, tasks, shown)
-    return shown
+    return _change(
+        context,
+        tasks,
+        lambda session: applications.withdraw(session, application_id, applicant, context.clock()),
+    )
 
 
 @router.post(
@@ -250,13 +273,13 @@ def approve_application(
         quota=body.quota.given() if body.quota else {},
         note=body.note,
     )
-    with context.db.write() as session:
-        application = applications.approve(
+    return _change(
+        context,
+        tasks,
+        lambda session: applications.approve(
             session, context.settings, application_id, identity.actor, decision, context.clock()
-        )
-        shown = _shown(session, application)
-    _tell(context, tasks, shown)
-    return shown
+        ),
+    )
 
 
 @router.post(
@@ -273,13 +296,13 @@ def reject_application(
     tasks: BackgroundTasks,
 ) -> dict[str, Any]:
     require_admin(identity, "reject applications")
-    with context.db.write() as session:
-        application = applications.reject(
+    return _change(
+        context,
+        tasks,
+        lambda session: applications.reject(
             session, application_id, identity.actor, body.reason, context.clock()
-        )
-        shown = _shown(session, application)
-    _tell(context, tasks, shown)
-    return shown
+        ),
+    )
 
 
 @router.get(
@@ -290,12 +313,8 @@ def reject_application(
 def read_burn_plan(
     slug: ProjectSlugParam, identity: CurrentIdentity, context: Context
 ) -> dict[str, Any]:
-    now = context.clock()
-    currency = context.settings.currency
     with context.db.read() as session:
-        project = project_for(session, identity, slug, "read the burn plan")
-        found = burn_plan.positions(session, context.settings, now, [project.id])
-    return {"positions": [shapes.describe_position(p, currency, now) for p in found]}
+        return _positions(context, session, identity, slug, context.clock())
 
 
 @router.put(
@@ -311,13 +330,9 @@ def put_plan(
     context: Context,
 ) -> dict[str, Any]:
     require_admin(identity, "set burn plans")
-    now = context.clock()
     with context.db.write() as session:
         burn_plan.set_plan(session, identity.actor, slug, allocation_id, body.months)
-        project = project_for(session, identity, slug, "read the burn plan")
-        found = burn_plan.positions(session, context.settings, now, [project.id])
-    currency = context.settings.currency
-    return {"positions": [shapes.describe_position(p, currency, now) for p in found]}
+        return _positions(context, session, identity, slug, context.clock())
 
 
 @router.get(
