@@ -5,10 +5,10 @@ from ``SUBSIDYHUB_TEST_POSTGRES_URL`` when set, otherwise a cluster is started o
 
 Every test gets a database of its own, but migrating one per test cost more than most tests
 do: so the Alembic migration runs once per session, backend and price list (a template), and
-a test that uses ``ledger_db`` gets a copy of it (PostgreSQL ``CREATE DATABASE … TEMPLATE``,
-made a few ahead in a thread; SQLite a copied file). A test marked ``migrations`` is migrated
-from empty in its own setup instead, and ``database_url`` alone (the CLI tests) names an empty
-database.
+a test that uses ``ledger_db`` (or ``ledger_url``, the CLI tests) gets a copy of it
+(PostgreSQL ``CREATE DATABASE … TEMPLATE``, made a few ahead in a thread; SQLite a copied
+file). A test marked ``migrations`` is migrated from empty in its own setup instead, and
+``database_url`` alone (``db upgrade``'s own tests) names an empty database.
 
 ``jupyterhub`` is the real hub (~5 s to start) of the service and extension tests, shared by
 the whole session: those tests only ask it to check tokens, sign users in and mint tokens.
@@ -176,14 +176,19 @@ def postgres_databases(postgres_admin_url: str) -> Iterator[PostgresDatabases]:
 
 
 # Set by ``database_url`` on a test whose database it made as a copy of a migrated template.
+# A test that asks for one of these fixtures gets a migrated ledger; otherwise an empty one.
+MIGRATED = {"ledger_db", "ledger_url"}
 COPIED_FROM_TEMPLATE = pytest.StashKey[bool]()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The test's own database: migrated when the test uses ``ledger_db``, else empty."""
+    """The test's own database: migrated when the test uses ``ledger_db`` or ``ledger_url``,
+    else empty."""
     kind = request.param
-    copy = "ledger_db" in request.fixturenames and not request.node.get_closest_marker("migrations")
+    copy = bool(MIGRATED & set(request.fixturenames)) and not request.node.get_closest_marker(
+        "migrations"
+    )
     request.node.stash[COPIED_FROM_TEMPLATE] = copy
     if copy:
         settings: Settings = request.getfixturevalue("settings")
@@ -194,6 +199,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     return request.getfixturevalue("postgres_databases").empty()
+
+
+@pytest.fixture
+def ledger_url(database_url: str) -> str:
+    """The URL of the test's migrated ledger (a copy of the template), for code that opens it
+    itself: the CLI and its config file."""
+    return database_url
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from subsidyhub.ledger import projects
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.money import format_money, parse_amount
-from subsidyhub.netutil import free_port
+from subsidyhub.netutil import free_port, tls_context
 from subsidyhub.settings import DATA_DIR_ENV, Settings, config_path, load_settings
 
 DEMO_PROJECT = "demo"
@@ -228,18 +228,19 @@ def start(
     url = f"http://{'127.0.0.1' if ip in ('0.0.0.0', '') else ip}:{port}"
     stack = Stack(process, url, config, admin_password)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            where = data_dir / "jupyterhub.log" if quiet else "its log above"
-            raise LaunchError(
-                f"JupyterHub exited with code {process.returncode} during start; see {where}"
-            )
-        try:
-            if httpx.get(f"{url}/hub/api/", timeout=2).status_code == 200:
-                return stack
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    with httpx.Client(timeout=2, verify=tls_context()) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                where = data_dir / "jupyterhub.log" if quiet else "its log above"
+                raise LaunchError(
+                    f"JupyterHub exited with code {process.returncode} during start; see {where}"
+                )
+            try:
+                if http.get(f"{url}/hub/api/").status_code == 200:
+                    return stack
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
     stack.stop()
     raise LaunchError(f"JupyterHub did not answer at {url} within 60 s")
 

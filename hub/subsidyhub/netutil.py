@@ -1,10 +1,15 @@
-"""Loopback networking helpers shared by the launcher, the tests and the benchmarks."""
+"""Networking helpers shared by the launcher, the service, the hub plugin, the tests and the
+benchmarks: free loopback ports, and the one TLS context every HTTP client uses."""
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
+import ssl
 from pathlib import Path
+
+import httpx
 
 EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _pick = random.SystemRandom()
@@ -39,3 +44,15 @@ def free_port() -> int:
     with socket.socket() as sock:  # the low range is full: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's client TLS context (the CA bundle httpx would load), built once.
+
+    httpx builds a context and loads the CA bundle for every client it makes, ~20 ms of CPU
+    each, even for the plain-HTTP loopback calls most of ours are: a service made a few per
+    app and one per GPU sample, and a poll for a starting hub one per try. A context can be
+    shared by any number of clients and threads; pass it as ``verify=``.
+    """
+    return httpx.create_ssl_context()

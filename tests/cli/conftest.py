@@ -72,9 +72,9 @@ def bare_cli(config_file: Path) -> Cli:
 
 
 @pytest.fixture
-def cli(bare_cli: Cli) -> Cli:
-    """The CLI on a ledger made by ``db upgrade``: admin commands never create one."""
-    bare_cli.ok("db", "upgrade")
+def cli(bare_cli: Cli, ledger_url: str) -> Cli:
+    """The CLI on an existing ledger (admin commands never create one): a copy of the session's
+    migrated template, which is what ``db upgrade`` makes (``bare_cli`` tests that)."""
     return bare_cli
 
 

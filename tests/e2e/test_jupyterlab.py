@@ -172,6 +172,9 @@ def test_balance_in_jupyterlab_widget_and_warnings(
     assert shown.startswith(f"{slug} · HK$35.0"), shown  # 100 - 64.96, less seconds of CPU
     expect(status).to_have_attribute("data-severity", "ok")
     page.locator("#jp-main-statusbar").screenshot(path=artifacts / "status-bar.png")
+    # The page config the lab got: no build check (a `yarn config` per page load), no rebuild.
+    lab_config = json.loads(page.locator("#jupyter-config-data").text_content() or "{}")
+    assert (lab_config["buildCheck"], lab_config["buildAvailable"]) == (False, False)
 
     # The panel: the project's figures and this server's rate.
     status.click()

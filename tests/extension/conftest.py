@@ -21,17 +21,15 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch and what it needs)
 from tornado.httpclient import HTTPResponse
 
 from subsidyhub.ledger.db import Database
-from subsidyhub.service.app import create_app
 from subsidyhub.settings import Settings
 from subsidyhub.testing.hub import TestHub
 from tests.conftest import SqliteTemplates
-from tests.service.helpers import PREFIX, T0, Clock, Service, seed, serve
+from tests.service.helpers import Service, running_service, seed
 
 Fetch = Callable[..., HTTPResponse]
 
@@ -48,21 +46,10 @@ def service(
     db = Database(
         sqlite_templates.copy(settings, tmp_path_factory.mktemp("ledger") / "ledger.sqlite")
     )
-    clock = Clock(T0)
-    app = create_app(
-        settings,
-        db,
-        prefix=PREFIX,
-        hub_api_url=jupyterhub.api_url,
-        service_token=jupyterhub.service_token,
-        clock=clock,
-    )
     try:
-        with (
-            serve(app) as base_url,
-            httpx.Client(base_url=base_url + PREFIX, timeout=30) as http,
-        ):
-            running = Service(http, tokens, jupyterhub.service_token, clock, db, settings, app)
+        with running_service(
+            db, settings, jupyterhub.api_url, jupyterhub.service_token, tokens
+        ) as running:
             seed(running)
             yield running
     finally:

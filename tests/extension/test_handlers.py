@@ -216,3 +216,11 @@ def test_balance_widget_shows_the_status_line(
     assert "alpha · HK$500.00 · 21 d 6 h left" in html
     assert "cpu-small at HK$1.40/h (HK$0.98/h subsidy)" in html
     assert "tex2jax_ignore" in html  # MathJax must not read HK$…HK$ as mathematics
+
+
+def test_the_lab_offers_no_rebuild(jp_serverapp: Any) -> None:
+    """JupyterLab's build check would run `yarn config` at each page load; a centre's lab is
+    built into its image, so the extension switches it off (JupyterLab only defaults it)."""
+    page_config = jp_serverapp.web_app.settings["page_config_data"]
+    assert page_config["buildCheck"] is False
+    assert page_config["buildAvailable"] is False

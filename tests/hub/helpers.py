@@ -33,7 +33,7 @@ import yaml
 
 from subsidyhub import launcher
 from subsidyhub.ledger.db import Database
-from subsidyhub.netutil import free_port
+from subsidyhub.netutil import free_port, tls_context
 from subsidyhub.testing.cli_fork import CliForkServer
 
 SERVICE_API = "/services/subsidy/api/v1"
@@ -215,7 +215,7 @@ class HubStack:
 
     def jupyterhub_version(self) -> str:
         """The version of the JupyterHub that answers, from ``GET /hub/api/``."""
-        response = httpx.get(f"{self.url}/hub/api/", timeout=10)
+        response = httpx.get(f"{self.url}/hub/api/", timeout=10, verify=tls_context())
         response.raise_for_status()
         return str(response.json()["version"])
 
@@ -333,7 +333,9 @@ class HubUser:
     def __init__(self, stack: HubStack, name: str) -> None:
         self.stack = stack
         self.name = name
-        self.http = httpx.Client(base_url=stack.url, follow_redirects=True, timeout=30)
+        self.http = httpx.Client(
+            base_url=stack.url, follow_redirects=True, timeout=30, verify=tls_context()
+        )
         self.http.get("/hub/login").raise_for_status()
         response = self.http.post(
             "/hub/login",
@@ -415,4 +417,5 @@ def service_get(stack: HubStack, path: str, token: str) -> httpx.Response:
         f"{stack.url}{SERVICE_API}/{path.lstrip('/')}",
         headers={"Authorization": f"token {token}"},
         timeout=30,
+        verify=tls_context(),
     )

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from subsidyhub.money import format_money, parse_amount
+from subsidyhub.netutil import tls_context
 from subsidyhub.timeutil import format_duration
 
 from .conftest import HUB_CONFIG, ON_BOTH_MAJORS
@@ -131,7 +132,9 @@ def test_spawn_page_prices_profiles_and_the_form_starts_a_reachable_server(
 def test_a_hub_admin_in_no_project_lands_on_a_pointer_to_the_admin_page(hub: HubStack) -> None:
     """The hub's admin belongs to no project: instead of a form whose Start could only be
     refused, the page says so and links to the subsidy admin page."""
-    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30) as http:
+    with httpx.Client(
+        base_url=hub.url, follow_redirects=True, timeout=30, verify=tls_context()
+    ) as http:
         http.get("/hub/login").raise_for_status()
         xsrf = http.cookies.get("_xsrf", path="/hub/")
         http.post(

@@ -12,32 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from subsidyhub.ledger.db import Database
-from subsidyhub.service.app import create_app
 from subsidyhub.settings import Settings
 from subsidyhub.testing.hub import TestHub
 
-from .helpers import PREFIX, T0, Clock, Service, serve
+from .helpers import Service, running_service
 
 
 @pytest.fixture
 def service(
     ledger_db: Database, settings: Settings, jupyterhub: TestHub, tokens: dict[str, str]
 ) -> Iterator[Service]:
-    clock = Clock(T0)
-    app = create_app(
-        settings,
-        ledger_db,
-        prefix=PREFIX,
-        hub_api_url=jupyterhub.api_url,
-        service_token=jupyterhub.service_token,
-        clock=clock,
-    )
-    with serve(app) as base_url, httpx.Client(base_url=base_url + PREFIX, timeout=30) as http:
-        yield Service(http, tokens, jupyterhub.service_token, clock, ledger_db, settings, app)
+    with running_service(
+        ledger_db, settings, jupyterhub.api_url, jupyterhub.service_token, tokens
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.lifespan.on import LifespanOn
 
 from subsidyhub.ledger.db import Database
+from subsidyhub.netutil import tls_context
+from subsidyhub.service.app import create_app
 from subsidyhub.service.enforcer import Enforcer
 from subsidyhub.service.hubclient import HubClient
 from subsidyhub.settings import Settings
@@ -178,6 +180,28 @@ class Service:
         response = self.call("GET", path, who=who)
         assert response.status_code == 200, (path, response.status_code, response.text)
         return response.text
+
+
+@contextmanager
+def running_service(
+    db: Database, settings: Settings, hub_api_url: str, hub_token: str, tokens: dict[str, str]
+) -> Iterator[Service]:
+    """The service's real app on ``db``, served by uvicorn, its clock at ``T0``; tokens are
+    checked by the hub at ``hub_api_url``."""
+    clock = Clock(T0)
+    app = create_app(
+        settings,
+        db,
+        prefix=PREFIX,
+        hub_api_url=hub_api_url,
+        service_token=hub_token,
+        clock=clock,
+    )
+    with (
+        serve(app) as base_url,
+        httpx.Client(base_url=base_url + PREFIX, timeout=30, verify=tls_context()) as http,
+    ):
+        yield Service(http, tokens, hub_token, clock, db, settings, app)
 
 
 def seed(service: Service) -> None:

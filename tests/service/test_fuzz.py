@@ -8,13 +8,21 @@ numbers and other scripts' digits included), sends each as a service admin and a
 user, and checks that no answer is a 5xx, and that every status code, content type and body is
 one the OpenAPI declares for that operation. The number of examples is bounded so the run takes
 well under a minute; a fixed seed makes a failure reproducible.
+
+Both databases' services run side by side, seeded alike, and each generated request goes to
+both: generating the cases costs more CPU than answering them, so they are generated once.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import hypothesis
 import hypothesis.errors
 import pytest
+import requests
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -24,7 +32,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from .helpers import Service, seed
+from subsidyhub.ledger.db import Database
+from subsidyhub.settings import Settings
+from subsidyhub.testing.hub import TestHub
+from tests.conftest import PostgresDatabases, SqliteTemplates
+
+from .helpers import Service, running_service, seed
+
+pytestmark = pytest.mark.postgres
 
 CHECKS = [
     not_a_server_error,
@@ -37,34 +52,67 @@ CALLERS = ("centre-admin", "alice")
 
 
 @pytest.fixture
-def seeded(service: Service) -> Service:
-    seed(service)
-    service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "cpu-small", "server_name": "", "project": "alpha"},
-    )
-    return service
+def services(
+    tmp_path: Path,
+    settings: Settings,
+    sqlite_templates: SqliteTemplates,
+    postgres_databases: PostgresDatabases,
+    jupyterhub: TestHub,
+    tokens: dict[str, str],
+) -> Iterator[dict[str, Service]]:
+    """The service on SQLite and on PostgreSQL, seeded alike, so an id names the same row in
+    both; alice runs a server in each."""
+    urls = {
+        "sqlite": sqlite_templates.copy(settings, tmp_path / "ledger.sqlite"),
+        "postgres": postgres_databases.copy(settings),
+    }
+    with contextlib.ExitStack() as stack:
+        running: dict[str, Service] = {}
+        for kind, url in urls.items():
+            db = Database(url)
+            stack.callback(db.dispose)
+            service = stack.enter_context(
+                running_service(db, settings, jupyterhub.api_url, jupyterhub.service_token, tokens)
+            )
+            seed(service)
+            service.ok(
+                "POST",
+                "api/v1/admissions",
+                who="hub",
+                status=201,
+                json={
+                    "user": "alice",
+                    "profile": "cpu-small",
+                    "server_name": "",
+                    "project": "alpha",
+                },
+            )
+            running[kind] = service
+        yield running
 
 
 @pytest.fixture
-def api_schema(seeded: Service) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_dict(seeded.app.openapi())
-    url = seeded.http.base_url  # the service's prefix; the OpenAPI's paths include it
-    schema.config.update(base_url=f"{url.scheme}://{url.host}:{url.port}")
+def api_schema(services: dict[str, Service]) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_dict(services["sqlite"].app.openapi())
     schema.config.generation.update(allow_x00=True)
     return schema
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_input_fails_the_service_and_every_answer_is_documented(
-    api_schema: schemathesis.BaseSchema, seeded: Service, mode: GenerationMode
+    api_schema: schemathesis.BaseSchema, services: dict[str, Service], mode: GenerationMode
 ) -> None:
     """Each operation's cases run through hypothesis directly: schemathesis' own pytest plugin
     does not load under pytest 9, so the loop it would generate is written out here."""
     failures: list[str] = []
+    # The OpenAPI's paths include the service's prefix: a base URL is the server's root.
+    targets = {
+        kind: f"{service.http.base_url.scheme}://{service.http.base_url.host}:"
+        f"{service.http.base_url.port}"
+        for kind, service in services.items()
+    }
+    tokens = next(iter(services.values())).tokens
+    sessions = {kind: requests.Session() for kind in targets}
     for result in api_schema.get_all_operations():
         operation = result.ok()
 
@@ -78,9 +126,20 @@ def test_no_input_fails_the_service_and_every_answer_is_documented(
             phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
         def examples(case: schemathesis.Case) -> None:
-            for who in CALLERS:
-                headers = {"Authorization": f"token {seeded.tokens[who]}"}
-                case.call_and_validate(headers=headers, checks=CHECKS)
+            for kind, base_url in targets.items():
+                for who in CALLERS:
+                    headers = {"Authorization": f"token {tokens[who]}"}
+                    sessions[kind].cookies.clear()  # a connection kept, no state carried
+                    try:
+                        case.call_and_validate(
+                            base_url=base_url,
+                            session=sessions[kind],
+                            headers=headers,
+                            checks=CHECKS,
+                        )
+                    except Exception as error:
+                        error.add_note(f"(the service on {kind}, called as {who})")
+                        raise
 
         try:
             examples()
@@ -88,5 +147,8 @@ def test_no_input_fails_the_service_and_every_answer_is_documented(
             # An operation that takes no input has no invalid request to send.
             assert mode is GenerationMode.NEGATIVE, operation.label
         except Exception as error:  # every operation's failure is reported together
-            failures.append(f"{operation.label}: {error}")
+            notes = " ".join(getattr(error, "__notes__", []))
+            failures.append(f"{operation.label}: {error} {notes}")
+    for session in sessions.values():
+        session.close()
     assert not failures, "\n\n".join(failures)

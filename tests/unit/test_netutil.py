@@ -1,8 +1,9 @@
-"""free_port picks below the kernel's ephemeral range, where outgoing connections never land."""
+"""free_port picks below the kernel's ephemeral range; tls_context is one verifying context."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 
 from subsidyhub import netutil
 
@@ -21,3 +22,12 @@ def test_without_the_kernel_setting_the_usual_range_is_assumed(monkeypatch, tmp_
     monkeypatch.setattr(netutil, "EPHEMERAL", tmp_path / "missing")
     assert netutil._ephemeral_low() == 32768
     assert netutil.free_port() < 32768
+
+
+def test_one_tls_context_serves_every_client_and_still_verifies() -> None:
+    """Shared to spare each client loading the CA bundle, not to relax checking."""
+    context = netutil.tls_context()
+    assert netutil.tls_context() is context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0

@@ -44,6 +44,12 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     from jupyterlab_subsidy.routes import setup_handlers
 
     state = setup_handlers(server_app)
+    # The lab is built into the centre's image and researchers cannot rebuild it, so JupyterLab's
+    # build check serves nobody: at each page load it runs `yarn config` in node (~0.3 s of the
+    # shared node's CPU) to offer a "Build recommended" dialog. The values are assigned, not
+    # defaulted, so they hold whichever of JupyterLab and this extension loads first.
+    page_config = server_app.web_app.settings.setdefault("page_config_data", {})
+    page_config.update(buildAvailable=False, buildCheck=False)
     try:
         where = state.locate().url
     except Exception as problem:  # not configured: the handlers answer 503 with the reason

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from subsidyhub.netutil import tls_context
 from subsidyhub.timeutil import iso
 
 # How long past an admission's deadline the hub still waits for an answer in flight.
@@ -51,6 +52,7 @@ class SubsidyClient:
                 base_url=self.api_url,
                 headers={"Authorization": f"token {self._token}"},
                 timeout=self._timeout,
+                verify=tls_context(),
             )
         return self._client
 

@@ -44,6 +44,7 @@ from subsidyhub.errors import Forbidden, SubsidyError
 from subsidyhub.ledger.models import Project
 from subsidyhub.ledger.projects import get_project, managed_project
 from subsidyhub.names import ADMIN_SCOPE, HUB_ADMIN_POWER_SCOPE, SERVICE_NAME
+from subsidyhub.netutil import tls_context
 from subsidyhub.service.browser_auth import session_token
 from subsidyhub.service.context import Context
 
@@ -141,7 +142,7 @@ class HubAuthenticator:
     def _http(self) -> httpx.AsyncClient:
         # Created on first use so it binds to the event loop that serves requests.
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client = httpx.AsyncClient(timeout=self._timeout, verify=tls_context())
         return self._client
 
     async def aclose(self) -> None:

@@ -32,6 +32,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from subsidyhub.errors import Forbidden, InvalidInput
 from subsidyhub.names import OAUTH_CLIENT_ID
+from subsidyhub.netutil import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ async def _exchange_code(login: BrowserLogin, code: str) -> tuple[str, int | Non
         "redirect_uri": login.callback_url,
     }
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=tls_context()) as client:
             response = await client.post(login.token_url, data=form)
     except httpx.HTTPError as error:
         log.warning("sign-in: hub token endpoint unreachable: %s", type(error).__name__)

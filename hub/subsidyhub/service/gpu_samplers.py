@@ -30,6 +30,7 @@ import pynvml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from subsidyhub.ledger.idle import Target
+from subsidyhub.netutil import tls_context
 from subsidyhub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,9 @@ class PrometheusSampler:
     async def read(self, targets: Sequence[Target]) -> dict[int, GpuReading]:
         query = self.selector.promql()
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_seconds) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout_seconds, verify=tls_context()
+            ) as client:
                 response = await client.get(f"{self.url}/api/v1/query", params={"query": query})
         except httpx.HTTPError as error:
             raise self._unavailable(_http_failure(error, self.timeout_seconds)) from error
@@ -334,7 +337,7 @@ class ExporterSampler:
         self.timeout_seconds = timeout_seconds
 
     async def read(self, targets: Sequence[Target]) -> dict[int, GpuReading]:
-        async with httpx.AsyncClient(timeout=self.timeout_seconds) as client:
+        async with httpx.AsyncClient(timeout=self.timeout_seconds, verify=tls_context()) as client:
             results = await asyncio.gather(*(self._scrape(client, url) for url in self.urls))
         failures = [why for why in results if isinstance(why, str)]
         if len(failures) == len(self.urls):

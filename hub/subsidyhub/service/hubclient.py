@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from subsidyhub.netutil import tls_context
 from subsidyhub.timeutil import to_ms
 
 PAGINATION = "application/jupyterhub-pagination+json"
@@ -54,6 +55,7 @@ class HubClient:
             base_url=api_url.rstrip("/") + "/",
             headers={"Authorization": f"token {token}"},
             timeout=timeout,
+            verify=tls_context(),
         )
         self.page_size = page_size
 

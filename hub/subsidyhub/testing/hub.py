@@ -44,7 +44,7 @@ import httpx
 
 from subsidyhub.hubplugin.config import HubPlan, configure_access
 from subsidyhub.names import SERVICE_NAME, SERVICE_PREFIX
-from subsidyhub.netutil import free_port
+from subsidyhub.netutil import free_port, tls_context
 
 HARNESS_SERVICE = "test-harness"
 HUB_ADMIN = "admin"
@@ -84,7 +84,7 @@ def wait_for(
         if not alive():
             raise RuntimeError(f"the process behind {url} exited while waiting for it")
         try:
-            response = httpx.get(url, headers=dict(headers or {}), timeout=2)
+            response = httpx.get(url, headers=dict(headers or {}), timeout=2, verify=tls_context())
             if ready(response):
                 return response
             last = f"HTTP {response.status_code}"
@@ -297,7 +297,12 @@ class TestHub:
         """A request to the hub's API (``path`` after ``/hub/api``), as the harness by default."""
         headers = {"Authorization": f"token {token or self.harness_token}"}
         return httpx.request(
-            method, f"{self.api_url}/{path.lstrip('/')}", headers=headers, timeout=30, **kwargs
+            method,
+            f"{self.api_url}/{path.lstrip('/')}",
+            headers=headers,
+            timeout=30,
+            verify=tls_context(),
+            **kwargs,
         )
 
     def token_for(

@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from subsidyhub.netutil import free_port
@@ -84,14 +85,16 @@ class ThrowawayPostgres:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _admin_statements(admin_url: str, *statements: str) -> None:
-    """Run ``statements`` outside a transaction (as ``CREATE DATABASE`` must be)."""
+def _admin_statements(admin_url: str, *statements: str | Callable[[int], str]) -> None:
+    """Run ``statements`` outside a transaction (as ``CREATE DATABASE`` must be); a callable
+    is given the server's version number (``server_version_num``) and returns the statement."""
     import psycopg
 
     plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as connection:
         for statement in statements:
-            connection.execute(statement)
+            text = statement(connection.info.server_version) if callable(statement) else statement
+            connection.execute(text)
 
 
 def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
@@ -101,10 +104,17 @@ def create_database(admin_url: str, name: str, *, template: str | None = None) -
     tests copy a database migrated once instead of migrating each. PostgreSQL refuses the copy
     while anyone is connected to the template, so dispose of its engines first.
     """
-    copy = f' TEMPLATE "{template}"' if template else ""
-    _admin_statements(
-        admin_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"{copy}'
-    )
+
+    def create(server_version: int) -> str:
+        if template is None:
+            return f'CREATE DATABASE "{name}"'
+        # From PostgreSQL 15 the default copy writes every block to the WAL; copying the files
+        # (the older way) costs the server about a quarter of that CPU for a ledger-sized
+        # template, and a test run makes hundreds of copies.
+        strategy = " STRATEGY FILE_COPY" if server_version >= 150000 else ""
+        return f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}'
+
+    _admin_statements(admin_url, f'DROP DATABASE IF EXISTS "{name}"', create)
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 

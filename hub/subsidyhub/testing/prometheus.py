@@ -26,7 +26,7 @@ from typing import Self
 
 import httpx
 
-from subsidyhub.netutil import free_port
+from subsidyhub.netutil import free_port, tls_context
 
 
 def prometheus_unavailable() -> str | None:
@@ -117,7 +117,9 @@ class PrometheusServer:
         interval.
         """
         try:
-            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": "up"}, timeout=1)
+            answer = httpx.get(
+                f"{self.url}/api/v1/query", params={"query": "up"}, timeout=1, verify=tls_context()
+            )
             return answer.status_code == 200 and len(answer.json()["data"]["result"]) == len(
                 self.targets
             )
