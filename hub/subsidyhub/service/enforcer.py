@@ -48,6 +48,7 @@ from subsidyhub.ledger.enforcement import (
     RunningServer,
     StopOrder,
     change_marker,
+    closed_in_ledger_only,
     mark_seen,
     plan,
     running_servers,
@@ -176,7 +177,7 @@ class Enforcer:
         if marker != state.marker or state.plan is None or due_deadline:
             state.plan = await asyncio.to_thread(self._plan, now)
             state.marker = marker
-        self._carry_ledger_stops(state.plan)
+        self._carry_ledger_stops(state.plan.closed_running)
         if state.plan.due:
             await self.enforce(state.plan.due)
             state.plan = await asyncio.to_thread(self._plan, self.clock())
@@ -350,11 +351,11 @@ class Enforcer:
             self.state.pending_hub_stops[(order.username, order.server_name)] = order.reason
         await self._retry_hub_stops()
 
-    def _carry_ledger_stops(self, plan: Plan) -> None:
+    def _carry_ledger_stops(self, closed_running: list[StopOrder]) -> None:
         """Ask the hub, once per session and after the grace, to stop servers an admin closed
         in the ledger (``subsidyhub server stop``)."""
         grace_ms = int(self.settings.metering.admin_stop_grace_seconds * 1000)
-        for order in plan.closed_running:
+        for order in closed_running:
             if order.session_id not in self.state.carried_stops:
                 self.state.carried_stops.add(order.session_id)
                 self.state.graced_stops.setdefault(
@@ -391,9 +392,12 @@ class Enforcer:
 
     # -- reconciliation ---------------------------------------------------------------------
 
-    def _running_sessions(self) -> list[RunningServer]:
+    def _ledger_view(self, now_ms: int) -> tuple[list[RunningServer], list[StopOrder]]:
+        """The open sessions, then the admin stops whose servers still run. Read in this order,
+        an admin's stop that commits between the two reads is in the second: no server is
+        missing from both (PostgreSQL's statements each see what was committed before them)."""
         with self.db.read() as session:
-            return running_servers(session)
+            return running_servers(session), closed_in_ledger_only(session, now_ms)
 
     def _mark_seen(self, listed_ms: int, unlisted: list[int]) -> None:
         with self.db.write() as session:
@@ -423,7 +427,10 @@ class Enforcer:
         except HubUnavailable as error:
             log.warning("Reconciliation skipped: %s", error)
             return
-        sessions = await asyncio.to_thread(self._running_sessions)
+        sessions, closed_by_admins = await asyncio.to_thread(self._ledger_view, listed_at)
+        # An admin's stop made since this round's plan (the CLI writes the ledger directly):
+        # its server has no open session, but is in its grace, not unadmitted.
+        self._carry_ledger_stops(closed_by_admins)
         known = {(row.username, row.server_name) for row in sessions}
         unlisted = [row for row in sessions if (row.username, row.server_name) not in servers]
         closed = 0
