@@ -54,8 +54,9 @@ from bench.loadgen import LOOPBACK, Check, LoadResult, open_loop, request_bytes
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.models import Member, Project, SpawnSession
 from subsidyhub.names import API_PATH, SERVICE_PREFIX
+from subsidyhub.netutil import wait_for
 from subsidyhub.settings import parse_settings
-from subsidyhub.testing.hub import USERS, TestHub, wait_for
+from subsidyhub.testing.hub import USERS, TestHub
 from subsidyhub.testing.postgres import free_port
 
 ME_PATH = f"{SERVICE_PREFIX}{API_PATH}/me"

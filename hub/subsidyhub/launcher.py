@@ -25,14 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from subsidyhub.hubplugin.config import HubPlan, configure_hub
 from subsidyhub.ledger import projects
 from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.migrate import upgrade
 from subsidyhub.money import format_money, parse_amount
-from subsidyhub.netutil import free_port, tls_context
+from subsidyhub.netutil import free_port, wait_for
 from subsidyhub.settings import DATA_DIR_ENV, Settings, config_path, load_settings
 
 DEMO_PROJECT = "demo"
@@ -227,22 +225,23 @@ def start(
     )
     url = f"http://{'127.0.0.1' if ip in ('0.0.0.0', '') else ip}:{port}"
     stack = Stack(process, url, config, admin_password)
-    deadline = time.monotonic() + 60
-    with httpx.Client(timeout=2, verify=tls_context()) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                where = data_dir / "jupyterhub.log" if quiet else "its log above"
-                raise LaunchError(
-                    f"JupyterHub exited with code {process.returncode} during start; see {where}"
-                )
-            try:
-                if http.get(f"{url}/hub/api/").status_code == 200:
-                    return stack
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-    stack.stop()
-    raise LaunchError(f"JupyterHub did not answer at {url} within 60 s")
+    try:
+        wait_for(
+            f"{url}/hub/api/",
+            timeout=60,
+            ready=lambda response: response.status_code == 200,
+            alive=lambda: process.poll() is None,
+            interval=0.3,
+        )
+    except RuntimeError:
+        where = data_dir / "jupyterhub.log" if quiet else "its log above"
+        raise LaunchError(
+            f"JupyterHub exited with code {process.returncode} during start; see {where}"
+        ) from None
+    except TimeoutError:
+        stack.stop()
+        raise LaunchError(f"JupyterHub did not answer at {url} within 60 s") from None
+    return stack
 
 
 def second_shell_exports(data_dir: Path, settings: Settings, cwd: Path) -> list[str]:

@@ -1,5 +1,6 @@
 """Networking helpers shared by the launcher, the service, the hub plugin, the tests and the
-benchmarks: free loopback ports, and the one TLS context every HTTP client uses."""
+benchmarks: free loopback ports, the one TLS context every HTTP client uses, and waiting for a
+starting server to answer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import functools
 import random
 import socket
 import ssl
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -56,3 +59,32 @@ def tls_context() -> ssl.SSLContext:
     shared by any number of clients and threads; pass it as ``verify=``.
     """
     return httpx.create_ssl_context()
+
+
+def wait_for(
+    url: str,
+    *,
+    timeout: float,
+    ready: Callable[[httpx.Response], bool] = lambda r: r.status_code < 500,
+    alive: Callable[[], bool] = lambda: True,
+    headers: Mapping[str, str] | None = None,
+    interval: float = 0.1,
+) -> httpx.Response:
+    """Poll ``url`` every ``interval`` s until ``ready(response)``: the response; raises
+    ``TimeoutError``, or ``RuntimeError`` as soon as ``alive()`` says the server's process ended.
+    One client serves every try."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with httpx.Client(headers=dict(headers or {}), timeout=2, verify=tls_context()) as http:
+        while time.monotonic() < deadline:
+            if not alive():
+                raise RuntimeError(f"the process behind {url} exited while waiting for it")
+            try:
+                response = http.get(url)
+                if ready(response):
+                    return response
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as error:
+                last = type(error).__name__
+            time.sleep(interval)
+    raise TimeoutError(f"{url} was not ready after {timeout:.0f} s (last: {last})")

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.test_jupyterlab import log_in
 from tests.e2e.test_why import project
-from tests.hub.helpers import HubStack, HubUser, poll
+from tests.hub.helpers import HubStack, HubUser, poll, release
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
 
@@ -128,7 +128,4 @@ def test_a_full_gpu_queues_on_the_spawn_page_and_starts_by_itself(
             what="carol's place ends as left",
         )
     finally:
-        for user in users:
-            with contextlib.suppress(Exception):
-                user.stop_server()
-            user.close()
+        release(users)

@@ -8,64 +8,21 @@ once until it clears, and the words of the stop countdown and of the notice afte
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.upstream import ROOT
+from .frontend import RunTs, compile_front_end, needs_node
 
-EXTENSION = ROOT / "extensions" / "jupyterlab-subsidy"
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (EXTENSION / "node_modules" / ".bin" / "tsc").exists(),
-    reason="needs node and the extension's node_modules (npm ci in extensions/jupyterlab-subsidy)",
-)
-
-HARNESS = """
-import * as alerts from './alerts.mjs';
-const calls = JSON.parse(process.argv[2]);
-const out = calls.map(([name, ...args]) => {
-  const value = alerts[name](...args);
-  return value instanceof Set ? [...value].sort() : value;
-});
-console.log(JSON.stringify(out));
-"""
+pytestmark = needs_node
 
 
 @pytest.fixture(scope="module")
-def run_alerts(tmp_path_factory: pytest.TempPathFactory):
+def run_alerts(tmp_path_factory: pytest.TempPathFactory) -> RunTs:
     """``run_alerts([name, *args], ...)``: the results of calling alerts.ts's functions."""
-    out = tmp_path_factory.mktemp("alerts")
-    subprocess.run(
-        [
-            str(EXTENSION / "node_modules" / ".bin" / "tsc"),
-            *("--outDir", str(out), "--target", "ES2022", "--module", "esnext"),
-            *("--moduleResolution", "node", "--strict", "--skipLibCheck"),
-            "src/alerts.ts",
-        ],
-        cwd=EXTENSION,
-        check=True,
-    )
-    for name in ("alerts", "format"):
-        text = (out / f"{name}.js").read_text().replace("from './format'", "from './format.mjs'")
-        (out / f"{name}.mjs").write_text(text)
-    (out / "harness.mjs").write_text(HARNESS)
-
-    def run(*calls: list[Any]) -> list[Any]:
-        done = subprocess.run(
-            ["node", str(out / "harness.mjs"), json.dumps(calls)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=os.environ | {"TZ": "UTC"},
-        )
-        return json.loads(done.stdout)
-
-    return run
+    run = compile_front_end(tmp_path_factory.mktemp("alerts"), "alerts")
+    return lambda *calls: run(*([f"alerts.{name}", *args] for name, *args in calls))
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)

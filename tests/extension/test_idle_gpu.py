@@ -19,11 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import shutil
-import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -37,16 +32,9 @@ from subsidyhub.ledger import idle
 from subsidyhub.service.gpu_samplers import GpuReading
 from subsidyhub.timeutil import iso as iso_ms
 from tests.service.helpers import Service
-from tests.upstream import ROOT
 
 from .conftest import Fetch, body
-
-EXTENSION = ROOT / "extensions" / "jupyterlab-subsidy"
-HAS_NODE = shutil.which("node") is not None and (EXTENSION / "node_modules/.bin/tsc").exists()
-needs_node = pytest.mark.skipif(
-    not HAS_NODE,
-    reason="needs node and the extension's node_modules (npm ci in extensions/jupyterlab-subsidy)",
-)
+from .frontend import NO_NODE, NO_NODE_REASON, RunTs, compile_front_end, needs_node
 
 # This server's name: it needs quoting in a query string.
 NAME = "gpu box&1"
@@ -54,7 +42,6 @@ GPU = {"user": "alice", "profile": "gpu-1", "server_name": NAME, "project": "alp
 CPU = {"user": "alice", "profile": "cpu-small", "server_name": "", "project": "alpha"}
 SAMPLE_MS = 30_000  # the service's default idle_gpu.sample_seconds
 MINUTE = 60_000
-RunTs = Callable[..., list[Any]]
 
 
 def state_of(serverapp: Any) -> SubsidyState:
@@ -278,53 +265,13 @@ def test_a_get_me_sent_before_a_press_is_not_cached(
 
 # --- the front end's rules, under node ------------------------------------------------------
 
-HARNESS = """
-import * as alerts from './alerts.mjs';
-import * as format from './format.mjs';
-import * as idlegpu from './idlegpu.mjs';
-const modules = { alerts, format, idlegpu };
-const calls = JSON.parse(process.argv[2]);
-console.log(JSON.stringify(calls.map(([name, ...args]) => {
-  const [module, fn] = name.split('.');
-  return modules[module][fn](...args);
-})));
-"""
-
 
 @pytest.fixture(scope="module")
 def run_ts(tmp_path_factory: pytest.TempPathFactory) -> RunTs:
     """``run_ts(["module.function", *args], ...)``: the results of calling the front end's."""
-    if not HAS_NODE:
-        pytest.skip("needs node and the extension's node_modules")
-    out = tmp_path_factory.mktemp("idlegpu")
-    subprocess.run(
-        [
-            str(EXTENSION / "node_modules" / ".bin" / "tsc"),
-            *("--outDir", str(out), "--target", "ES2022", "--module", "esnext"),
-            *("--moduleResolution", "node", "--strict", "--skipLibCheck"),
-            "src/alerts.ts",
-            "src/idlegpu.ts",
-        ],
-        cwd=EXTENSION,
-        check=True,
-    )
-    for name in ("alerts", "format", "idlegpu"):
-        text = re.sub(r"from '\./(\w+)'", r"from './\1.mjs'", (out / f"{name}.js").read_text())
-        (out / f"{name}.mjs").write_text(text)
-    (out / "harness.mjs").write_text(HARNESS)
-
-    def run(*calls: list[Any]) -> list[Any]:
-        done = subprocess.run(
-            ["node", str(out / "harness.mjs"), json.dumps(calls)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=os.environ | {"TZ": "UTC"},
-        )
-        results: list[Any] = json.loads(done.stdout)
-        return results
-
-    return run
+    if NO_NODE:
+        pytest.skip(NO_NODE_REASON)
+    return compile_front_end(tmp_path_factory.mktemp("idlegpu"), "alerts", "format", "idlegpu")
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -23,7 +23,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -409,6 +409,15 @@ class HubUser:
 
     def close(self) -> None:
         self.http.close()
+
+
+def release(users: Iterable[HubUser]) -> None:
+    """Stop each user's server and close its client; one that fails to stop (the test may have
+    left the hub unable to) does not keep the others running."""
+    for user in users:
+        with contextlib.suppress(Exception):
+            user.stop_server()
+        user.close()
 
 
 def service_get(stack: HubStack, path: str, token: str) -> httpx.Response:

@@ -12,7 +12,6 @@ A sample is taken every second and a server stops after 9 s of idle GPUs (warned
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.models import GpuSample, SpawnSession
 from subsidyhub.testing.prometheus import FakeDcgmExporter
 
-from .helpers import HubStack, HubUser, poll
+from .helpers import HubStack, HubUser, poll, release
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
@@ -91,10 +90,7 @@ def people(stack: HubStack) -> Iterator[dict[str, HubUser]]:
     try:
         yield users
     finally:
-        for user in users.values():
-            with contextlib.suppress(Exception):
-                user.stop_server()
-            user.close()
+        release(users.values())
 
 
 def session_of(ledger: Database, name: str) -> SpawnSession:

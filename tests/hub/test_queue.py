@@ -12,7 +12,6 @@ page does by itself (tests/e2e/test_queue.py shows the page).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -28,7 +27,7 @@ from subsidyhub.ledger.db import Database, now_ms
 from subsidyhub.ledger.models import QueueEntry, SpawnSession
 from subsidyhub.timeutil import iso
 
-from .helpers import HubStack, HubUser, poll
+from .helpers import HubStack, HubUser, poll, release
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
@@ -74,10 +73,7 @@ def people(stack: HubStack) -> Iterator[dict[str, HubUser]]:
     try:
         yield users
     finally:
-        for user in users.values():
-            with contextlib.suppress(Exception):
-                user.stop_server()
-            user.close()
+        release(users.values())
 
 
 def queue_call(user: HubUser, body: dict[str, Any] | None = None) -> dict[str, Any]:

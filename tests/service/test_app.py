@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from subsidyhub.names import ACCESS_SCOPE
-from subsidyhub.testing.hub import TestHub, wait_for
+from subsidyhub.netutil import wait_for
+from subsidyhub.testing.hub import TestHub
 
 from .helpers import PREFIX, Service, metric_samples
 

@@ -24,10 +24,10 @@ import yaml
 
 from subsidyhub.ledger.db import Database
 from subsidyhub.ledger.migrate import upgrade
-from subsidyhub.netutil import free_port
+from subsidyhub.netutil import free_port, wait_for
 from subsidyhub.service.leader import Leadership, lock_file_path
 from subsidyhub.settings import parse_settings
-from subsidyhub.testing.hub import TestHub, wait_for
+from subsidyhub.testing.hub import TestHub
 
 from ..conftest import TEST_CONFIG
 from .helpers import PREFIX, metric_samples

@@ -392,12 +392,13 @@ class Enforcer:
 
     # -- reconciliation ---------------------------------------------------------------------
 
-    def _ledger_view(self, now_ms: int) -> tuple[list[RunningServer], list[StopOrder]]:
-        """The open sessions, then the admin stops whose servers still run. Read in this order,
-        an admin's stop that commits between the two reads is in the second: no server is
-        missing from both (PostgreSQL's statements each see what was committed before them)."""
+    def _running_sessions(self) -> list[RunningServer]:
         with self.db.read() as session:
-            return running_servers(session), closed_in_ledger_only(session, now_ms)
+            return running_servers(session)
+
+    def _closed_by_admins(self, now_ms: int) -> list[StopOrder]:
+        with self.db.read() as session:
+            return closed_in_ledger_only(session, now_ms)
 
     def _mark_seen(self, listed_ms: int, unlisted: list[int]) -> None:
         with self.db.write() as session:
@@ -427,10 +428,7 @@ class Enforcer:
         except HubUnavailable as error:
             log.warning("Reconciliation skipped: %s", error)
             return
-        sessions, closed_by_admins = await asyncio.to_thread(self._ledger_view, listed_at)
-        # An admin's stop made since this round's plan (the CLI writes the ledger directly):
-        # its server has no open session, but is in its grace, not unadmitted.
-        self._carry_ledger_stops(closed_by_admins)
+        sessions = await asyncio.to_thread(self._running_sessions)
         known = {(row.username, row.server_name) for row in sessions}
         unlisted = [row for row in sessions if (row.username, row.server_name) not in servers]
         closed = 0
@@ -439,12 +437,13 @@ class Enforcer:
                 closed += await asyncio.to_thread(
                     self._close, row.session_id, admission.RECONCILED, row.seen_ms
                 )
-        # A server in an admin stop's grace has no open session, and is not unadmitted.
-        unknown = [
-            s
-            for key, s in servers.items()
-            if key not in known and key not in self.state.graced_stops and s.pending != "spawn"
-        ]
+        unknown = [s for key, s in servers.items() if key not in known and s.pending != "spawn"]
+        if unknown:
+            # An admin's stop (the CLI writes the ledger directly) leaves a running server with
+            # no open session, in its grace, not unadmitted; one made since this round's plan
+            # is read now, after the sessions: a stop committed before that read is in it.
+            self._carry_ledger_stops(await asyncio.to_thread(self._closed_by_admins, listed_at))
+            unknown = [s for s in unknown if (s.user, s.name) not in self.state.graced_stops]
         for server in unknown:
             await self._handle_unadmitted(server)
         # Last, so that a server admitted just above from its own start counts as seen too.

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +44,7 @@ import httpx
 
 from subsidyhub.hubplugin.config import HubPlan, configure_access
 from subsidyhub.names import SERVICE_NAME, SERVICE_PREFIX
-from subsidyhub.netutil import free_port, tls_context
+from subsidyhub.netutil import free_port, tls_context, wait_for
 
 HARNESS_SERVICE = "test-harness"
 HUB_ADMIN = "admin"
@@ -67,31 +67,6 @@ def proxy_command() -> str:
         f"configurable-http-proxy is not installed at {installed} nor on PATH; run "
         "`make install` (npm install --prefix <venv>/node configurable-http-proxy@5)"
     )
-
-
-def wait_for(
-    url: str,
-    *,
-    timeout: float,
-    ready: Callable[[httpx.Response], bool] = lambda r: r.status_code < 500,
-    alive: Callable[[], bool] = lambda: True,
-    headers: Mapping[str, str] | None = None,
-) -> httpx.Response:
-    """Poll ``url`` until ``ready(response)``; raise ``TimeoutError`` or when ``alive()`` fails."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"the process behind {url} exited while waiting for it")
-        try:
-            response = httpx.get(url, headers=dict(headers or {}), timeout=2, verify=tls_context())
-            if ready(response):
-                return response
-            last = f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
-            last = type(error).__name__
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} was not ready after {timeout:.0f} s (last: {last})")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Self
 
 import httpx
 
-from subsidyhub.netutil import free_port, tls_context
+from subsidyhub.netutil import free_port, wait_for
 
 
 def prometheus_unavailable() -> str | None:
@@ -96,19 +95,26 @@ class PrometheusServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                self.stop()
-                raise RuntimeError(f"prometheus exited with {self._process.returncode}: {tail}")
-            if self._scraped_every_target():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"prometheus at {self.url} did not scrape within {timeout:g} s")
+        process = self._process
+        try:
+            wait_for(
+                f"{self.url}/api/v1/query?query=up",
+                timeout=timeout,
+                ready=self._scraped_every_target,
+                alive=lambda: process.poll() is None,
+            )
+        except RuntimeError:
+            tail = log.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"prometheus exited with {process.returncode}: {tail}") from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError(
+                f"prometheus at {self.url} did not scrape within {timeout:g} s"
+            ) from None
+        return self
 
-    def _scraped_every_target(self) -> bool:
+    def _scraped_every_target(self, answer: httpx.Response) -> bool:
         """Whether every target has been scraped once (up or not).
 
         Its query API answers once it is ready (``/-/ready``), but ready is not enough: it hands
@@ -117,14 +123,10 @@ class PrometheusServer:
         interval.
         """
         try:
-            answer = httpx.get(
-                f"{self.url}/api/v1/query", params={"query": "up"}, timeout=1, verify=tls_context()
-            )
-            return answer.status_code == 200 and len(answer.json()["data"]["result"]) == len(
-                self.targets
-            )
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            results = answer.json()["data"]["result"]
+        except (ValueError, KeyError, TypeError):
             return False
+        return answer.status_code == 200 and len(results) == len(self.targets)
 
     def stop(self) -> None:
         try:
