@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from subsidyhub.catalog import Catalog, load_catalog
 from subsidyhub.dockerd import PrivateDockerd, unavailable
@@ -265,6 +266,29 @@ def _weight(item: pytest.Item) -> int:
         if item.get_closest_marker(mark):
             return rank
     return 3
+
+
+# The folder whose files share the session's hub stacks (tests/hub/shared/__init__.py).
+SHARED_STACKS = "tests/hub/shared/"
+
+
+class FileScheduling(LoadFileScheduling):
+    """``--dist loadfile``, except that :data:`SHARED_STACKS` is one unit: one worker runs
+    that whole folder, so each of its session stacks starts once per run."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return SHARED_STACKS if nodeid.startswith(SHARED_STACKS) else super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> FileScheduling | None:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    # pytest-xdist 3.7+ sends the units with the most tests first unless told not to; that
+    # started the long waits last and left one worker alone for the last ~90 s of `make test`.
+    # The order is then pytest_collection_modifyitems's below.
+    config.option.loadscopereorder = False
+    return FileScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

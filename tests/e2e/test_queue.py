@@ -22,7 +22,7 @@ from tests.e2e.test_jupyterlab import log_in
 from tests.e2e.test_why import project
 from tests.hub.helpers import HubStack, HubUser, poll, release
 
-pytestmark = [pytest.mark.e2e, pytest.mark.hub]
+pytestmark = [pytest.mark.e2e, pytest.mark.hub, pytest.mark.slow]
 
 CONFIG: dict[str, Any] = {
     "currency": "HKD",

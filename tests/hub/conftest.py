@@ -12,7 +12,9 @@ test, so tests do not depend on each other's order.
 tests then run once on JupyterHub 6 and once on the JupyterHub 5.5 of z2jh 4.4's hub image
 (``.venv/k8s-hub``, see :mod:`tests.upstream`; skipped with the reason when it is not
 configured). One stack per major serves the whole session, and every test checks the version
-that actually answers, so a fixture that started the wrong hub cannot pass.
+that actually answers, so a fixture that started the wrong hub cannot pass. The modules on these
+stacks live in ``tests/hub/shared/``, which ``make test`` runs on one worker, so each stack
+starts once per run.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from tests.conftest import PostgresDatabases, SqliteTemplates
 
 from .helpers import Service, running_service, seed
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CHECKS = [
     not_a_server_error,

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import ON_BOTH_MAJORS
-from .helpers import HubStack, HubUser, service_get
+from ..conftest import ON_BOTH_MAJORS
+from ..helpers import HubStack, HubUser, service_get
 
 pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 

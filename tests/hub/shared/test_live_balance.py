@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ON_BOTH_MAJORS
-from .helpers import HubStack, HubUser, poll, service_get
+from ..conftest import ON_BOTH_MAJORS
+from ..helpers import HubStack, HubUser, poll, service_get
 
 pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 

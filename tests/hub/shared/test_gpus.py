@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .helpers import HubStack, HubUser, process_environment, service_get
+from ..helpers import HubStack, HubUser, process_environment, service_get
 
 pytestmark = pytest.mark.hub
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import HubStack, HubUser, process_environment, service_get
+from ..helpers import HubStack, HubUser, process_environment, service_get
 
 pytestmark = pytest.mark.hub
 

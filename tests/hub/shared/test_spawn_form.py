@@ -23,8 +23,8 @@ from subsidyhub.money import format_money, parse_amount
 from subsidyhub.netutil import tls_context
 from subsidyhub.timeutil import format_duration
 
-from .conftest import HUB_CONFIG, ON_BOTH_MAJORS
-from .helpers import HubStack, HubUser, poll, process_environment, service_get
+from ..conftest import HUB_CONFIG, ON_BOTH_MAJORS
+from ..helpers import HubStack, HubUser, poll, process_environment, service_get
 
 pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 

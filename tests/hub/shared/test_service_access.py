@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ON_BOTH_MAJORS
-from .helpers import HubStack, HubUser, process_environment, service_get
+from ..conftest import ON_BOTH_MAJORS
+from ..helpers import HubStack, HubUser, process_environment, service_get
 
 pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
