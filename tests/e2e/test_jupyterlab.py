@@ -230,9 +230,10 @@ def test_balance_in_jupyterlab_widget_and_warnings(
     expect(notice).to_be_visible()
     expect(status).to_have_attribute("data-severity", "critical")
     text = notice.inner_text()
+    # The time, after its day when the stop falls after midnight ("Tue, Dec 1, 00:03").
     match = re.search(
-        rf"this server stops in \d+ m \d+ s \((\d\d:\d\d)\) because project Lab of {slug}'s "
-        "subsidy runs out",
+        rf"this server stops in \d+ m \d+ s \((?:\w+, \w+ \d+, )?(\d\d:\d\d)\) because project "
+        rf"Lab of {slug}'s subsidy runs out",
         text,
     )
     assert match, text

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,12 @@ def compile_front_end(out: Path, *modules: str) -> RunTs:
         return results
 
     return run
+
+
+def shown_clock(moment: datetime) -> str:
+    """What ``format.clock`` shows for ``moment`` under the harness (UTC, node's en-US): the
+    time on the current day, with the day before it on another (a stop past midnight)."""
+    moment = moment.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return f"{moment:%H:%M}"
+    return f"{moment:%a}, {moment:%b} {moment.day}, {moment:%H:%M}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .frontend import RunTs, compile_front_end, needs_node
+from .frontend import RunTs, compile_front_end, needs_node, shown_clock
 
 pytestmark = needs_node
 
@@ -128,13 +128,30 @@ def test_this_servers_stop_is_counted_down_not_alarmed(run_alerts):
     )
     assert plan["alerts"] == [] and "alice/demo:stop_soon" in plan["seen"]
     assert text == (
-        f"Save your work: this server stops in 4 m 10 s ({at:%H:%M}) "
+        f"Save your work: this server stops in 4 m 10 s ({shown_clock(at)}) "
         "because project Demo Lab's subsidy runs out."
     )
     assert later.startswith("Save your work: this server stops in 3 m 0 s")
     assert overdue == (
         "Save your work: this server is being stopped because project Demo Lab's subsidy runs "
         "out. Ask your project manager to top it up."
+    )
+
+
+def test_a_stop_past_midnight_names_its_day_and_hour_00(run_alerts: RunTs) -> None:
+    """A stop at 00:01 tomorrow says which day, and 00:01, not the 24:01 of V8's h24 cycle
+    that ``hour12: false`` alone selects."""
+    end = (NOW + timedelta(days=1)).replace(hour=0, minute=1, second=0)
+    capped = me(
+        {},
+        started=iso(end - timedelta(hours=2)),
+        max_stop_at=iso(end),
+        max_stop_reason="max_session_hours",
+    )
+    [near] = run_alerts(["stopCountdown", capped, int(end.timestamp() * 1000) - 1_200_000])
+    assert near == (
+        f"Save your work: this server stops in 20 m 0 s ({end:%a}, {end:%b} {end.day}, 00:01) "
+        "because it reaches the longest session project Demo Lab allows (2 h)."
     )
 
 
@@ -154,7 +171,7 @@ def test_a_session_cap_is_counted_down_from_half_an_hour(run_alerts):
         ["countdown", 3_725_000],
     )
     assert near == (
-        f"Save your work: this server stops in 20 m 0 s ({end:%H:%M}) because it reaches the "
+        f"Save your work: this server stops in 20 m 0 s ({shown_clock(end)}) because it reaches the "
         "longest session project Demo Lab allows (2 h)."
     )
     assert distant is None
@@ -181,13 +198,13 @@ def test_after_the_stop_the_last_answer_says_why(run_alerts):
         ["stoppedNotice", me({}), now_ms],
     )
     assert stopped == (
-        f"Your server was stopped at {at:%H:%M}: project Demo Lab's subsidy ran out. "
+        f"Your server was stopped at {shown_clock(at)}: project Demo Lab's subsidy ran out. "
         "Ask your project manager to top it up."
     )
     # A server that stops answering before any stop was due: nothing is claimed.
     assert not_yet is None and nothing is None
     assert used_up.startswith(
-        f"Your server was stopped at {at:%H:%M}: your weekly GPU-hours in project Demo Lab ran out."
+        f"Your server was stopped at {shown_clock(at)}: your weekly GPU-hours in project Demo Lab ran out."
     )
 
 
@@ -257,6 +274,6 @@ def test_after_the_stop_the_hubs_sentence_comes_first(run_alerts):
     )
     assert hub == "Your server was stopped at 12:00 UTC: an administrator"
     assert predicted == blank and predicted.startswith(
-        f"Your server was stopped at {at:%H:%M}: project Demo Lab's subsidy ran out."
+        f"Your server was stopped at {shown_clock(at)}: project Demo Lab's subsidy ran out."
     )
     assert unknown is None  # neither the hub nor the last answer knows: nothing claimed

@@ -34,7 +34,7 @@ from subsidyhub.timeutil import iso as iso_ms
 from tests.service.helpers import Service
 
 from .conftest import Fetch, body
-from .frontend import NO_NODE, NO_NODE_REASON, RunTs, compile_front_end, needs_node
+from .frontend import NO_NODE, NO_NODE_REASON, RunTs, compile_front_end, needs_node, shown_clock
 
 # This server's name: it needs quoting in a query string.
 NAME = "gpu box&1"
@@ -452,7 +452,7 @@ def test_the_gpu_use_words(run_ts: RunTs) -> None:
     assert label_none == "GPU utilisation: not read yet"
     assert latest == "Now 3% · 10.5 GiB of GPU memory" and no_latest is None
     assert total == "idle GPU time so far: 0.42 h"
-    assert stop == f"stops at {at} if still idle" and at == f"{stops:%H:%M}"
+    assert stop == f"stops at {at} if still idle" and at == shown_clock(stops)
     assert no_stop is None
     assert results[9:] == [True, False, False, 30, 5, 5, "0.5 GiB"]
 

@@ -118,7 +118,11 @@ export function duration(seconds: number | null | undefined): string | null {
   return `${days} d ${hours % 24} h`;
 }
 
-/** Local time of an ISO instant: `14:32` today, `Sat 13 Dec, 07:18` on another day. */
+/**
+ * Local time of an ISO instant: `14:32` today, with its day on another day (`Sat, Dec 13,
+ * 07:18` in en-US). Hours run 00–23: `hour12: false` alone lets V8 pick the h24 cycle, which
+ * shows a minute past midnight as `24:01`.
+ */
 export function clock(iso: string | null | undefined): string {
   if (!iso) {
     return '';
@@ -127,7 +131,7 @@ export function clock(iso: string | null | undefined): string {
   const time = moment.toLocaleTimeString([], {
     hour: '2-digit',
     minute: '2-digit',
-    hour12: false
+    hourCycle: 'h23'
   });
   if (moment.toDateString() === new Date().toDateString()) {
     return time;
