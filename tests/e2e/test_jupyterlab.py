@@ -34,7 +34,7 @@ from playwright.sync_api import Page, expect
 
 from jupyterlab_subsidy.figures import status_line
 from tests.e2e.conftest import finished_job
-from tests.hub.helpers import HubStack, HubUser, service_get
+from tests.hub.helpers import HubStack, HubUser, service_get, signed_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
 
@@ -73,12 +73,7 @@ def researcher(stack: HubStack, request: pytest.FixtureRequest) -> Iterator[HubU
     """A fresh user named after the test (logged in over HTTP for tokens and cleanup)."""
     name = request.node.name.removeprefix("test_").replace("_", "-")[:24].strip("-")
     project_for(stack, name, "100")
-    user = HubUser(stack, name)
-    try:
-        yield user
-    finally:
-        user.stop_server()
-        user.close()
+    yield from signed_in(stack, name)
 
 
 def log_in(page: Page, stack: HubStack, user: str) -> None:

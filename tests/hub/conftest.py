@@ -30,7 +30,7 @@ import pytest
 from subsidyhub.ledger.db import Database
 from tests.upstream import k8s_hub_python
 
-from .helpers import HubStack, HubUser
+from .helpers import HubStack, HubUser, signed_in
 
 HUB_CONFIG: dict[str, Any] = {
     "currency": "HKD",
@@ -104,26 +104,14 @@ def hub(request: pytest.FixtureRequest) -> HubStack:
     return stack
 
 
-def _user(stack: HubStack, name: str) -> Iterator[HubUser]:
-    user = HubUser(stack, name)
-    try:
-        yield user
-    finally:
-        try:
-            if stack.hub_running:
-                user.stop_server()
-        finally:
-            user.close()
-
-
 @pytest.fixture
 def alice(hub: HubStack) -> Iterator[HubUser]:
-    yield from _user(hub, "alice")
+    yield from signed_in(hub, "alice")
 
 
 @pytest.fixture
 def bob(hub: HubStack) -> Iterator[HubUser]:
-    yield from _user(hub, "bob")
+    yield from signed_in(hub, "bob")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -409,6 +409,20 @@ class HubUser:
 
     def close(self) -> None:
         self.http.close()
+
+
+def signed_in(stack: HubStack, name: str) -> Iterator[HubUser]:
+    """``name`` logged in to ``stack`` for one test (a fixture's body): its server is stopped
+    after the test while the hub still runs, and its client closed."""
+    user = HubUser(stack, name)
+    try:
+        yield user
+    finally:
+        try:
+            if stack.hub_running:
+                user.stop_server()
+        finally:
+            user.close()
 
 
 def release(users: Iterable[HubUser]) -> None:

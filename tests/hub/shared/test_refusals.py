@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from ..conftest import ON_BOTH_MAJORS
-from ..helpers import HubStack, HubUser, service_get
+from ..helpers import HubStack, HubUser, service_get, signed_in
 
 pytestmark = [pytest.mark.hub, ON_BOTH_MAJORS]
 
@@ -29,12 +29,7 @@ def member(hub: HubStack, request: pytest.FixtureRequest) -> Iterator[HubUser]:
     name = request.node.originalname.removeprefix("test_").replace("_", "-")[:30].strip("-")
     hub.admin("project", "create", name, "--name", f"Lab {name}")
     hub.admin("member", "add", name, name)
-    user = HubUser(hub, name)
-    try:
-        yield user
-    finally:
-        user.stop_server()
-        user.close()
+    yield from signed_in(hub, name)
 
 
 def test_tiny_balance(hub: HubStack, member: HubUser) -> None:
