@@ -175,6 +175,11 @@ class Service:
         assert response.status_code == status, (method, path, response.status_code, response.text)
         return response.json() if response.content else None
 
+    def admit(self, user: str, profile: str, project: str, server_name: str = "") -> Any:
+        """The hub's admission of ``user``'s server, as its spawn hook asks: must answer 201."""
+        body = {"user": user, "profile": profile, "server_name": server_name, "project": project}
+        return self.ok("POST", "api/v1/admissions", who="hub", status=201, json=body)
+
     def ok_text(self, path: str, *, who: str) -> str:
         """GET a non-JSON resource (metrics, CSV) that must answer 200."""
         response = self.call("GET", path, who=who)

@@ -202,13 +202,7 @@ def test_a_callback_that_did_not_start_here_is_refused(
 
 def test_admin_stops_a_server_charged_closed_and_audited(service: Service) -> None:
     seed(service)
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"},
-    )
+    admitted = service.admit("alice", "gpu-1", "alpha")
     path = f"api/v1/sessions/{admitted['session_id']}/stop-server"
     audits = count(service, AuditEntry)
 

@@ -128,13 +128,7 @@ def test_students_see_their_allowance_and_lecturers_the_balance(course: Service)
         headers={"Content-Type": "text/csv"},
     )
     course.clock.now_ms = T0 + HOUR
-    admitted = course.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "comp1"},
-    )
+    admitted = course.admit("alice", "gpu-1", "comp1")
     course.clock.now_ms = T0 + 2 * HOUR
     course.ok("POST", f"api/v1/sessions/{admitted['session_id']}/stop", who="hub", json={})
 

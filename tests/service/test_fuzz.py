@@ -75,18 +75,7 @@ def services(
                 running_service(db, settings, jupyterhub.api_url, jupyterhub.service_token, tokens)
             )
             seed(service)
-            service.ok(
-                "POST",
-                "api/v1/admissions",
-                who="hub",
-                status=201,
-                json={
-                    "user": "alice",
-                    "profile": "cpu-small",
-                    "server_name": "",
-                    "project": "alpha",
-                },
-            )
+            service.admit("alice", "cpu-small", "alpha")
             running[kind] = service
         yield running
 

@@ -18,13 +18,7 @@ DAY = 24 * HOUR
 
 def run(service: Service, user: str, project: str, start: int, end: int) -> None:
     service.clock.now_ms = start
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": user, "profile": "gpu-1", "server_name": "", "project": project},
-    )
+    admitted = service.admit(user, "gpu-1", project)
     service.clock.now_ms = end
     service.ok("POST", f"api/v1/sessions/{admitted['session_id']}/stop", who="hub", json={})
 

@@ -44,13 +44,7 @@ def charged(service: Service, slug: str, month: str) -> dict[str, str]:
 
 def run(service: Service, user: str, profile: str, server: str, start: int, end: int) -> None:
     service.clock.now_ms = start
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": user, "profile": profile, "server_name": server, "project": "alpha"},
-    )
+    admitted = service.admit(user, profile, "alpha", server)
     service.clock.now_ms = end
     service.ok("POST", f"api/v1/sessions/{admitted['session_id']}/stop", who="hub", json={})
 

@@ -14,13 +14,7 @@ from .helpers import T0, Service, seed
 
 def test_an_admins_stop_with_a_note_is_explained_to_its_owner(service: Service) -> None:
     seed(service)
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"},
-    )
+    admitted = service.admit("alice", "gpu-1", "alpha")
     service.clock.advance(3_600_000)
     service.ok(
         "POST",
@@ -50,13 +44,7 @@ def test_an_admins_stop_with_a_note_is_explained_to_its_owner(service: Service) 
 
 def test_a_stop_the_hub_reports_is_the_owners_own(service: Service) -> None:
     seed(service)
-    service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "carol", "profile": "cpu-small", "server_name": "x", "project": "beta"},
-    )
+    service.admit("carol", "cpu-small", "beta", "x")
     service.clock.advance(60_000)
     service.ok(
         "POST",
@@ -85,13 +73,7 @@ async def test_an_admin_stop_between_plan_and_reconciliation_keeps_its_grace(
     in no grace yet: reconciliation stopped it at once as unadmitted (seen in the e2e test of
     every stop, under load). Reconciliation now reads the admin stops after the sessions."""
     seed(service)
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "cpu-small", "server_name": "", "project": "alpha"},
-    )
+    admitted = service.admit("alice", "cpu-small", "alpha")
     hub = _ListsAlicesServer(jupyterhub.api_url, service.hub_token)
     metrics = service.app.state.subsidy.metrics
     enforcer = Enforcer(service.settings, service.db, hub, metrics, service.clock)

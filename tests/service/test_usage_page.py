@@ -59,13 +59,7 @@ def test_a_member_signs_in_at_the_root_and_comes_back_to_the_usage_page(
 
 def test_a_manager_sees_the_members_use(browser: Service, jupyterhub: TestHub) -> None:
     seed(browser)
-    browser.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"},
-    )
+    browser.admit("alice", "gpu-1", "alpha")
     assert sign_in(browser, jupyterhub, "bob", "").headers["location"] == ("/services/subsidy/")
     used = read(browser, "api/v1/projects/alpha/member-use")
     assert used.status_code == 200, used.text

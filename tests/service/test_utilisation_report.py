@@ -29,13 +29,7 @@ class Reading:
 def idle_gpu_server(service: Service) -> int:
     """alice's 1× h800 server in alpha from T0 + 1 h, idle for 3 samples, charged to then."""
     service.clock.now_ms = T0 + HOUR
-    admitted = service.ok(
-        "POST",
-        "api/v1/admissions",
-        who="hub",
-        status=201,
-        json={"user": "alice", "profile": "gpu-1", "server_name": "", "project": "alpha"},
-    )
+    admitted = service.admit("alice", "gpu-1", "alpha")
     session_id = int(admitted["session_id"])
     for n in range(1, 4):
         with service.db.write() as session:
